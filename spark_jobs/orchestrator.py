@@ -1,0 +1,76 @@
+"""Local orchestrator: the same stage order as the cloud state machine (emr/).
+
+    replay (when the lake is empty) -> for each pending date: ingest -> train (if no champion)
+    -> infer  ->  dbt build  ->  report for each date scored in this run (or without a report)
+
+Each stage is idempotent, so running the whole thing twice changes no counts.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+from . import infer, ingest, registry, replay, report, train, warehouse
+from .lake import Lake, partition_exists
+from .runlog import RunRecord
+from .settings import Settings
+from .spark import get_spark
+
+
+def pending_dates(settings: Settings) -> list[str]:
+    dates = Lake(settings).dates("raw")
+    return [d for d in dates if d == settings.date] if settings.date else dates
+
+
+def run_pipeline(settings: Settings, log=print) -> list[RunRecord]:
+    started = time.monotonic()
+    lake = Lake(settings)
+    records: list[RunRecord] = []
+    if not lake.dates("raw"):
+        replay.replay(settings, log=log)
+    dates = pending_dates(settings)
+    if not dates:
+        raise SystemExit(f"nothing to do: no landed batch for {settings.date or 'any date'} under {lake.zone('raw')}")
+
+    spark = get_spark(settings)
+    scored: list[str] = []
+    for date in dates:
+        if settings.date or not partition_exists(spark, lake.partition("curated", date)):
+            records.append(ingest.run(spark, settings, date))
+        if registry.champion(settings) is None:
+            records.append(train.run(spark, settings, date))
+        rec = infer.run(spark, settings, date)
+        records.append(rec)
+        if rec.status == "succeeded":
+            scored.append(date)
+
+    records.append(warehouse.run(settings))
+    for date in dates:
+        if date in scored or settings.date or not os.path.exists(
+                os.path.join(settings.path("reports_dir"), date, "monitoring.html")):
+            records.append(report.run(settings, date))
+
+    summarise(spark, settings, records, time.monotonic() - started, log)
+    return records
+
+
+def summarise(spark, settings: Settings, records: list[RunRecord], seconds: float, log=print) -> None:
+    lake = Lake(settings)
+
+    def rows(zone: str) -> int:
+        return spark.read.parquet(lake.zone(zone)).count() if lake.dates(zone) else 0
+
+    champ = registry.champion(settings)
+    reports = sorted(r.outputs["html"] for r in records if r.stage == "report" and "html" in r.outputs)
+    log("")
+    log(f"Done in {seconds:.0f}s. {sum(r.status == 'succeeded' for r in records)} stage runs succeeded, "
+        f"{sum(r.status == 'skipped' for r in records)} skipped (already done).")
+    log(f"  lake        {lake.root}: {len(lake.dates('raw'))} landed dates; curated {rows('curated'):,} rows, "
+        f"quarantine {rows('quarantine'):,}, predictions {rows('predictions'):,}")
+    log(f"  run records {lake.zone('_runs')}")
+    log(f"  mlflow      {settings.mlflow_uri} (artifacts {settings.path('mlflow_artifact_root')}); "
+        f"champion: {champ.uri if champ else 'none'}")
+    log(f"  warehouse   {settings.path('warehouse_path')}: "
+        f"duckdb {settings.warehouse_path} \"select * from mart_daily_sentiment\"")
+    for r in reports:
+        log(f"  report      {r}")

@@ -1,0 +1,127 @@
+"""One record per stage run, written to <lake>/_runs/stage=X/ingest_date=D/<run_id>.json.
+
+`stage_run` times a stage, prints one progress line when it ends, and writes the record on every
+path (succeeded, skipped, blocked, failed) so dbt's mart_pipeline_runs sees failures too.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Iterator
+
+from . import storage
+from .lake import Lake
+from .settings import PROJECT_ROOT, Settings
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    if os.environ.get("NLP_CODE_VERSION"):
+        return os.environ["NLP_CODE_VERSION"]
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=PROJECT_ROOT,
+                             capture_output=True, text=True, timeout=5)
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("nlp-batch")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def new_run_id() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+
+@dataclass
+class RunRecord:
+    stage: str
+    ingest_date: str
+    run_id: str = field(default_factory=new_run_id)
+    status: str = "running"
+    started_at: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat())
+    ended_at: str | None = None
+    seconds: float | None = None
+    rows_in: int | None = None
+    rows_out: int | None = None
+    rows_rejected: int | None = None
+    rows_duplicate: int | None = None
+    model_name: str | None = None
+    model_version: str | None = None
+    code_version: str = field(default_factory=code_version)
+    message: str = ""
+    outputs: dict = field(default_factory=dict)
+
+
+class StageStopped(Exception):
+    """A stage decided the pipeline must stop (a gate), with a one-line reason and an exit code."""
+
+    def __init__(self, message: str, exit_code: int = 3, status: str = "blocked"):
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.status = status
+
+
+def write(settings: Settings, record: RunRecord) -> str:
+    uri = storage.join(Lake(settings).zone("_runs"), f"stage={record.stage}",
+                       f"ingest_date={record.ingest_date}", f"{record.run_id}.json")
+    storage.put_text(uri, json.dumps(asdict(record), sort_keys=True) + "\n")
+    return uri
+
+
+def progress(stage: str, date: str, text: str) -> None:
+    print(f"[{stage:<6} {date}] {text}", flush=True)
+
+
+@contextmanager
+def stage_run(settings: Settings, stage: str, date: str) -> Iterator[RunRecord]:
+    record = RunRecord(stage=stage, ingest_date=date)
+    start = time.monotonic()
+    progress(stage, date, "started")
+    try:
+        yield record
+        if record.status == "running":
+            record.status = "succeeded"
+    except StageStopped as stop:
+        record.status, record.message = stop.status, str(stop)
+        raise
+    except BaseException as exc:
+        record.status = "failed"
+        record.message = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+        raise
+    finally:
+        record.seconds = round(time.monotonic() - start, 2)
+        record.ended_at = dt.datetime.now(dt.timezone.utc).isoformat()
+        try:
+            write(settings, record)
+        except Exception as exc:  # the record must never hide the stage's own error
+            print(f"warning: could not write run record: {exc}", file=sys.stderr)
+        summary = record.message or _counts(record)
+        progress(stage, date, f"{record.status} in {record.seconds:.1f}s{' - ' + summary if summary else ''}")
+
+
+def _counts(r: RunRecord) -> str:
+    parts = []
+    if r.rows_in is not None:
+        parts.append(f"{r.rows_in:,} rows in")
+    if r.rows_out is not None:
+        parts.append(f"{r.rows_out:,} out")
+    if r.rows_rejected:
+        parts.append(f"{r.rows_rejected:,} quarantined")
+    if r.rows_duplicate:
+        parts.append(f"{r.rows_duplicate:,} duplicates")
+    if r.rows_out and r.seconds:
+        parts.append(f"{r.rows_out / r.seconds:,.0f} rows/s")
+    return ", ".join(parts)

@@ -1,0 +1,191 @@
+"""The one settings object: every path, name, threshold and Spark knob lives here.
+
+Values come from, in increasing priority: the defaults below, environment variables
+(`NLP_<FIELD>` upper-cased, e.g. `NLP_LAKE_ROOT`), and CLI flags (`--lake-root`).
+Jobs, notebooks (through papermill parameters) and dbt (through env vars the
+orchestrator sets) all read from this object, never from literals of their own.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SHARED = PROJECT_ROOT.parent / "shared"
+
+
+class SettingsError(ValueError):
+    """A setting has a value we cannot use; the message names the setting."""
+
+
+def _doc(text: str, **kw: Any) -> Any:
+    return field(metadata={"help": text}, **kw)
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- where things live -------------------------------------------------------------
+    target: str = _doc("local (embedded stack) or emr", default="local")
+    lake_root: str = _doc("root of the data lake: a folder or an s3a:// URI", default="lake")
+    mlflow_tracking_uri: str = _doc("MLflow tracking/registry store", default="sqlite:///mlflow.db")
+    mlflow_artifact_root: str = _doc("where MLflow keeps model artifacts", default="mlartifacts")
+    warehouse_path: str = _doc("DuckDB file the dbt `local` target builds", default="warehouse/nlp.duckdb")
+    reports_dir: str = _doc("monitoring reports, one folder per run date", default="reports")
+    expectations_dir: str = _doc("Great Expectations suites (JSON)", default="expectations")
+    sources_file: str = _doc("source mappings to the canonical document schema", default="conf/sources.yml")
+    dbt_project_dir: str = _doc("the dbt project", default="dbt")
+    dbt_target: str = _doc("dbt target: local (duckdb), athena or redshift", default="local")
+    notebooks_dir: str = _doc("report notebooks", default="notebooks")
+
+    # --- inputs you may point at your own copies ----------------------------------------
+    corpus_path: str = _doc(
+        "review corpus the replay lands (CSV, optionally .gz)",
+        default=str(SHARED / "data" / "womens_clothing_ecommerce_reviews.csv.gz"),
+    )
+    embeddings_model_dir: str = _doc(
+        "sentence-embedding model folder: model.onnx + assets/vocab.txt",
+        default=str(SHARED / "models" / "all-MiniLM-L6-v2-onnx"),
+    )
+
+    # --- replay ----------------------------------------------------------------------------
+    replay_start: str = _doc("first ingest_date of the replay", default="2026-11-01")
+    replay_days: int = _doc("how many daily batches the replay splits the corpus into", default=5)
+    replay_limit: int = _doc("land at most this many corpus rows (0 = all)", default=0)
+    synthetic_rows: int = _doc("rows per day the synthetic generator makes without a corpus", default=200)
+
+    # --- ingest gate ---------------------------------------------------------------------------
+    source: str = _doc("source mapping used when landing a file", default="reviews")
+    critical_max_failing_share: float = _doc(
+        "a critical row-level expectation blocks the batch when more than this share of rows fails it",
+        default=0.2,
+    )
+
+    # --- model -----------------------------------------------------------------------------------
+    model_name: str = _doc("registered model name", default="review_sentiment")
+    embeddings_batch_size: int = _doc(
+        "rows per ONNX call in the embeddings annotator (1 = exact mean pooling in Spark NLP 5.5)",
+        default=1,
+    )
+    max_sentence_length: int = _doc("word pieces per text fed to the encoder", default=256)
+    onnx_threads: int = _doc(
+        "ONNX Runtime intra-op threads per Spark task (1 with one task per core measured fastest; 0 = Spark NLP's default)",
+        default=1,
+    )
+    scoring_partitions: int = _doc("partitions to score in parallel (0 = one per Spark core)", default=0)
+    train_max_iter: int = _doc("logistic regression iterations", default=200)
+    train_reg_param: float = _doc("logistic regression L2 regularisation", default=0.001)
+    class_weighting: str = _doc("balanced (weight classes by inverse frequency) or none", default="balanced")
+    train_max_rows: int = _doc("cap on training rows, sampled deterministically (0 = all)", default=0)
+    test_fraction: float = _doc("share of labelled rows held out for evaluation", default=0.2)
+    seed: int = _doc("seed for every random choice", default=42)
+
+    # --- Spark -------------------------------------------------------------------------------------
+    spark_master: str = _doc("Spark master", default="local[*]")
+    spark_driver_memory: str = _doc("driver memory (local mode runs everything in the driver)", default="6g")
+    spark_shuffle_partitions: int = _doc("spark.sql.shuffle.partitions", default=4)
+    jars_dir: str = _doc("folder of resolved JVM jars (make setup fills it)", default=".cache/jars")
+    gpu: bool = _doc("use the spark-nlp-gpu jar and GPU resources", default=False)
+
+    # --- per run ---------------------------------------------------------------------------------------
+    date: str = _doc("ingest_date to process (YYYY-MM-DD); empty = every pending date", default="")
+
+    # ------------------------------------------------------------------------------------------------------
+    def resolve(self, value: str) -> str:
+        """A local path relative to the project root becomes absolute; URIs stay as they are."""
+        if "://" in value:
+            return value
+        p = Path(value)
+        return str(p if p.is_absolute() else (PROJECT_ROOT / p).resolve())
+
+    def path(self, name: str) -> str:
+        return self.resolve(getattr(self, name))
+
+    @property
+    def mlflow_uri(self) -> str:
+        uri = self.mlflow_tracking_uri
+        if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+            return "sqlite:///" + self.resolve(uri[len("sqlite:///"):])
+        return uri
+
+    def replace(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **changes).validated()
+
+    def validated(self) -> "Settings":
+        if self.target not in ("local", "emr"):
+            raise SettingsError(f"setting target={self.target!r}: expected 'local' or 'emr'")
+        if self.date:
+            _check_date("date", self.date)
+        _check_date("replay_start", self.replay_start)
+        if not 0 <= self.critical_max_failing_share <= 1:
+            raise SettingsError("setting critical_max_failing_share must be between 0 and 1")
+        if not 0 < self.test_fraction < 1:
+            raise SettingsError("setting test_fraction must be between 0 and 1 (exclusive)")
+        if self.class_weighting not in ("balanced", "none"):
+            raise SettingsError(f"setting class_weighting={self.class_weighting!r}: expected 'balanced' or 'none'")
+        if self.embeddings_batch_size < 1 or self.max_sentence_length < 8:
+            raise SettingsError("settings embeddings_batch_size >= 1 and max_sentence_length >= 8 are required")
+        return self
+
+    def as_env(self) -> dict[str, str]:
+        """The settings as NLP_* variables, for child processes (dbt, papermill kernels)."""
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            out[env_name(f.name)] = str(v).lower() if isinstance(v, bool) else str(v)
+        return out
+
+
+def env_name(field_name: str) -> str:
+    return "NLP_" + field_name.upper()
+
+
+def _check_date(name: str, value: str) -> None:
+    import datetime as dt
+
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        raise SettingsError(f"setting {name}={value!r}: expected a date YYYY-MM-DD") from None
+
+
+def _convert(name: str, typ: Any, raw: str) -> Any:
+    try:
+        if typ is bool:
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        return typ(raw)
+    except ValueError:
+        raise SettingsError(f"setting {name}={raw!r}: expected {typ.__name__}") from None
+
+
+def load(argv: list[str] | None = None, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    """Defaults <- environment <- CLI flags <- keyword overrides (tests)."""
+    env = os.environ if env is None else env
+    hints = get_type_hints(Settings)
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        if env_name(f.name) in env:
+            values[f.name] = _convert(env_name(f.name), hints[f.name], env[env_name(f.name)])
+    if argv:
+        parser = add_arguments(argparse.ArgumentParser(add_help=False))
+        ns, _ = parser.parse_known_args(argv)
+        for k, v in vars(ns).items():
+            if v is not None:
+                values[k] = _convert("--" + k.replace("_", "-"), hints[k], v)
+    values.update(overrides)
+    return Settings(**values).validated()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """One --flag per setting, so every job accepts the same overrides."""
+    for f in fields(Settings):
+        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None,
+                            help=f"{f.metadata.get('help', '')} (env {env_name(f.name)})")
+    return parser

@@ -1,0 +1,105 @@
+"""Small file operations outside Spark (landing, run records, reports) on a folder or S3.
+
+`s3://` and `s3a://` URIs go through boto3 (which honours AWS_ENDPOINT_URL, so tests point it
+at a moto server); anything else is a local path.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from urllib.parse import urlparse
+
+
+def is_s3(uri: str) -> bool:
+    return uri.startswith(("s3://", "s3a://"))
+
+
+def _bucket_key(uri: str) -> tuple[str, str]:
+    u = urlparse(uri)
+    return u.netloc, u.path.lstrip("/")
+
+
+def _s3():
+    import boto3
+
+    return boto3.client("s3")
+
+
+def join(base: str, *parts: str) -> str:
+    return "/".join([base.rstrip("/"), *[p.strip("/") for p in parts]])
+
+
+def put_bytes(uri: str, data: bytes) -> None:
+    if is_s3(uri):
+        bucket, key = _bucket_key(uri)
+        _s3().put_object(Bucket=bucket, Key=key, Body=data)
+        return
+    path = Path(uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)  # readers never see a half-written file
+
+
+def put_text(uri: str, text: str) -> None:
+    put_bytes(uri, text.encode("utf-8"))
+
+
+def copy_file(src: str, dest_uri: str) -> None:
+    """Copy a local file byte for byte (the lake keeps the original bytes)."""
+    if is_s3(dest_uri):
+        bucket, key = _bucket_key(dest_uri)
+        _s3().upload_file(src, bucket, key)
+        return
+    Path(dest_uri).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(dest_uri).with_name(f".{Path(dest_uri).name}.tmp-{os.getpid()}")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dest_uri)
+
+
+def read_text(uri: str) -> str:
+    if is_s3(uri):
+        bucket, key = _bucket_key(uri)
+        return _s3().get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+    return Path(uri).read_text(encoding="utf-8")
+
+
+def list_files(prefix: str) -> list[str]:
+    """Every file below prefix (recursive), as URIs/paths; hidden files are skipped."""
+    if is_s3(prefix):
+        bucket, key = _bucket_key(prefix)
+        scheme = urlparse(prefix).scheme
+        out = []
+        for page in _s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key.rstrip("/") + "/"):
+            out += [f"{scheme}://{bucket}/{o['Key']}" for o in page.get("Contents", [])]
+        return sorted(out)
+    root = Path(prefix)
+    if not root.exists():
+        return []
+    return sorted(
+        str(p) for p in root.rglob("*")
+        if p.is_file() and not any(part.startswith((".", "_")) for part in p.relative_to(root).parts)
+    )
+
+
+def list_dirs(prefix: str) -> list[str]:
+    """Names of the immediate sub-folders of prefix."""
+    if is_s3(prefix):
+        bucket, key = _bucket_key(prefix)
+        resp = _s3().list_objects_v2(Bucket=bucket, Prefix=key.rstrip("/") + "/", Delimiter="/")
+        return sorted(p["Prefix"].rstrip("/").rsplit("/", 1)[-1] for p in resp.get("CommonPrefixes", []))
+    root = Path(prefix)
+    return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.exists() else []
+
+
+def exists(uri: str) -> bool:
+    if is_s3(uri):
+        return bool(list_files(uri)) or _object_exists(uri)
+    return Path(uri).exists()
+
+
+def _object_exists(uri: str) -> bool:
+    bucket, key = _bucket_key(uri)
+    resp = _s3().list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+    return any(o["Key"] == key for o in resp.get("Contents", []))

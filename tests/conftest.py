@@ -1,0 +1,52 @@
+"""Shared fixtures: one SparkSession for the whole test run, and settings pointing at temp folders."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from spark_jobs import settings as settings_mod
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+CORPUS = SHARED / "data" / "womens_clothing_ecommerce_reviews.csv.gz"
+TWEETS = SHARED / "data" / "airline_tweets.csv.gz"
+MODEL_DIR = SHARED / "models" / "all-MiniLM-L6-v2-onnx"
+
+
+def make_settings(root: Path, **overrides) -> settings_mod.Settings:
+    """Settings with every output under `root` (never the developer's ./lake)."""
+    values = dict(
+        lake_root=str(root / "lake"),
+        mlflow_tracking_uri=f"sqlite:///{root}/mlflow.db",
+        mlflow_artifact_root=str(root / "mlartifacts"),
+        warehouse_path=str(root / "warehouse" / "nlp.duckdb"),
+        reports_dir=str(root / "reports"),
+        spark_master="local[2]",
+        spark_driver_memory="4g",
+    )
+    values.update(overrides)
+    return settings_mod.load(env={}, **values)
+
+
+@pytest.fixture(scope="session")
+def session_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("nlp")
+
+
+@pytest.fixture(scope="session")
+def spark(session_root):
+    from spark_jobs.spark import get_spark
+
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    return get_spark(make_settings(session_root))
+
+
+@pytest.fixture
+def settings(tmp_path) -> settings_mod.Settings:
+    return make_settings(tmp_path)
+
+
+def need(path: Path):
+    if not path.exists():
+        pytest.skip(f"{path} is not available (../shared missing)")

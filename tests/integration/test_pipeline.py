@@ -1,0 +1,157 @@
+"""End to end on a small real sample: replay -> ingest (GX) -> train (Spark NLP, MLflow) -> infer
+-> dbt build (DuckDB) -> papermill report; then the same again changes nothing."""
+import json
+import os
+
+import duckdb
+import pandas as pd
+import pytest
+
+from spark_jobs import cli, registry, storage
+from spark_jobs.lake import Lake
+from spark_jobs.orchestrator import run_pipeline
+from tests.conftest import CORPUS, MODEL_DIR, need
+
+DATES = ["2026-11-01", "2026-11-02"]
+
+
+def zone_counts(spark, lake, zone):
+    return {d: spark.read.parquet(lake.partition(zone, d)).count() for d in lake.dates(zone)}
+
+
+def predictions(spark, lake):
+    return spark.read.parquet(lake.zone("predictions")).toPandas()
+
+
+@pytest.fixture(scope="module")
+def first_run(spark, tmp_path_factory):
+    need(CORPUS)
+    need(MODEL_DIR)
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path_factory.mktemp("e2e"), replay_limit=300, replay_days=2)
+    lines = []
+    records = run_pipeline(settings, log=lines.append)
+    return settings, records, lines
+
+
+@pytest.mark.slow
+def test_stages_run_in_the_state_machine_order(first_run):
+    _, records, _ = first_run
+    assert [(r.stage, r.ingest_date, r.status) for r in records] == [
+        ("ingest", DATES[0], "succeeded"), ("train", DATES[0], "succeeded"), ("infer", DATES[0], "succeeded"),
+        ("ingest", DATES[1], "succeeded"), ("infer", DATES[1], "succeeded"),
+        ("dbt", "all", "succeeded"), ("report", DATES[0], "succeeded"), ("report", DATES[1], "succeeded"),
+    ]
+
+
+@pytest.mark.slow
+def test_every_landed_row_is_accounted_for_and_scored_once(spark, first_run):
+    settings, records, _ = first_run
+    lake = Lake(settings)
+    curated = zone_counts(spark, lake, "curated")
+    quarantined = zone_counts(spark, lake, "quarantine")
+    ingest_records = {r.ingest_date: r for r in records if r.stage == "ingest"}
+    preds = predictions(spark, lake)
+    infer_run = {r.ingest_date: r.run_id for r in records if r.stage == "infer"}
+    for d in DATES:
+        (raw_file,) = storage.list_files(lake.partition("raw", d))
+        landed = len(pd.read_csv(raw_file, dtype=str))  # read independently of Spark
+        dup = ingest_records[d].rows_duplicate
+        assert landed == curated[d] + quarantined[d] + dup
+        day = preds[preds.ingest_date.astype(str) == d]
+        ids = set(spark.read.parquet(lake.partition("curated", d)).toPandas().review_id)
+        assert set(day.review_id) == ids and day.review_id.is_unique
+        assert set(day.run_id) == {infer_run[d]}
+    assert set(preds.model_name) == {"review_sentiment"} and set(preds.model_version.astype(str)) == {"1"}
+    assert set(preds.label) <= {"negative", "neutral", "positive"}
+    scores = preds[["score_negative", "score_neutral", "score_positive"]].sum(axis=1)
+    assert ((scores - 1).abs() < 1e-6).all() and (preds.confidence >= 1 / 3).all()
+    quarantine = spark.read.parquet(lake.zone("quarantine")).toPandas()
+    assert quarantine.reasons.map(len).min() >= 1  # the corpus has reviews without text
+
+
+@pytest.mark.slow
+def test_the_champion_is_registered_with_its_metrics_and_lineage(first_run):
+    settings, records, _ = first_run
+    ref = registry.champion(settings)
+    assert ref is not None and ref.version == "1"
+    client = registry.client(settings)
+    run = client.get_run(ref.run_id)
+    assert 0 < run.data.metrics["accuracy"] <= 1 and 0 < run.data.metrics["macro_f1"] <= 1
+    assert run.data.tags["training_dates"] == DATES[0]
+    version = client.get_model_version(ref.name, ref.version)
+    assert version.tags["training_dates"] == DATES[0] and version.tags["code_version"]
+
+
+@pytest.mark.slow
+def test_the_mart_answers_and_matches_the_lake(spark, first_run):
+    settings, _, _ = first_run
+    preds = predictions(spark, Lake(settings))
+    con = duckdb.connect(settings.path("warehouse_path"), read_only=True)
+    per_day = dict(con.execute(
+        "select cast(ingest_date as varchar), sum(n_documents) from mart_daily_sentiment group by 1").fetchall())
+    shares = con.execute("select ingest_date, department, sum(share_of_department) from mart_daily_sentiment "
+                         "group by 1, 2").fetchall()
+    con.close()
+    assert per_day == {d: int((preds.ingest_date.astype(str) == d).sum()) for d in DATES}
+    assert all(abs(s - 1) < 1e-9 for *_, s in shares)
+
+
+@pytest.mark.slow
+def test_the_report_is_html_with_plots_and_metrics(spark, first_run):
+    settings, _, lines = first_run
+    preds = predictions(spark, Lake(settings))
+    for d in DATES:
+        folder = os.path.join(settings.path("reports_dir"), d)
+        html = open(os.path.join(folder, "monitoring.html"), encoding="utf-8").read()
+        assert html.count("<img") >= 2 and "data:image/png;base64" in html
+        assert "import duckdb" not in html  # published without code
+        assert os.path.getsize(os.path.join(folder, "monitoring.html")) < 5_000_000
+        metrics = json.load(open(os.path.join(folder, "metrics.json")))
+        day = preds[preds.ingest_date.astype(str) == d]
+        assert metrics["n_predictions"] == len(day)
+        assert metrics["mean_confidence"] == pytest.approx(day.confidence.mean())
+    summary = "\n".join(lines)
+    assert "mart_daily_sentiment" in summary and "monitoring.html" in summary
+
+
+@pytest.mark.slow
+def test_a_second_run_changes_nothing(spark, first_run):
+    settings, _, _ = first_run
+    lake = Lake(settings)
+    before = {z: zone_counts(spark, lake, z) for z in ("curated", "quarantine", "labels")}
+    files_before = storage.list_files(lake.zone("predictions"))
+    records = run_pipeline(settings, log=lambda *_: None)
+    assert [r.status for r in records if r.stage == "infer"] == ["skipped", "skipped"]
+    assert not [r for r in records if r.stage in ("ingest", "train")]
+    assert {z: zone_counts(spark, lake, z) for z in before} == before
+    assert storage.list_files(lake.zone("predictions")) == files_before
+
+
+@pytest.mark.slow
+def test_a_batch_missing_a_column_is_blocked_before_inference(spark, first_run, tmp_path, capsys):
+    settings, _, _ = first_run
+    bad = tmp_path / "no_text.csv"
+    bad.write_text(",Title,Rating\n1,Nice,5\n2,Bad,1\n")
+    flags = ["--lake-root", settings.lake_root, "--mlflow-tracking-uri", settings.mlflow_tracking_uri,
+             "--mlflow-artifact-root", settings.mlflow_artifact_root, "--date", "2026-11-09"]
+    assert cli.main(["land", "--file", str(bad), *flags]) == 0
+    assert cli.main(["ingest", *flags]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "expect_table_columns_to_match_set" in err[0] and "blocked" in err[0]
+    lake = Lake(settings)
+    assert "2026-11-09" not in lake.dates("curated")
+    assert storage.list_files(lake.partition("raw", "2026-11-09"))  # raw kept for re-processing
+    assert cli.main(["infer", *flags]) == 2  # nothing curated: inference does not run
+    runs = [json.loads(storage.read_text(f)) for f in storage.list_files(lake.zone("_runs"))]
+    assert {"stage": "ingest", "status": "blocked"}.items() <= next(
+        r for r in runs if r["ingest_date"] == "2026-11-09" and r["stage"] == "ingest").items()
+
+
+def test_inference_without_a_champion_stops_with_a_clear_message(spark, tmp_path, capsys):
+    flags = ["--lake-root", str(tmp_path / "lake"), "--mlflow-tracking-uri", f"sqlite:///{tmp_path}/m.db",
+             "--mlflow-artifact-root", str(tmp_path / "art"), "--date", "2026-11-01"]
+    assert cli.main(["infer", *flags]) == 4
+    err = capsys.readouterr().err
+    assert "no 'champion' alias on model review_sentiment" in err and "make train" in err

@@ -1,0 +1,39 @@
+"""Atomic partition replacement."""
+import os
+
+import pytest
+from pyspark.sql import functions as F
+
+from spark_jobs.lake import Lake, write_partition
+
+
+def read_ids(spark, path):
+    return sorted(r.id for r in spark.read.parquet(path).collect())
+
+
+def test_write_replaces_the_partition_and_leaves_no_staging(spark, settings):
+    target = Lake(settings).partition("curated", "2026-11-01")
+    write_partition(spark, spark.range(3), target)
+    write_partition(spark, spark.range(5, 7), target)
+    assert read_ids(spark, target) == [5, 6]
+    assert os.listdir(os.path.dirname(target)) == ["ingest_date=2026-11-01"]
+
+
+def test_a_failing_write_leaves_the_previous_partition_intact(spark, settings):
+    target = Lake(settings).partition("curated", "2026-11-01")
+    write_partition(spark, spark.range(3), target)
+    boom = spark.range(10).withColumn("x", F.when(F.col("id") == 7, F.raise_error("disk on fire")).otherwise(1))
+    with pytest.raises(Exception, match="disk on fire"):
+        write_partition(spark, boom, target)
+    assert read_ids(spark, target) == [0, 1, 2]
+    # the half-written staging copy is hidden from readers and cleaned by the next write
+    write_partition(spark, spark.range(1), target)
+    assert os.listdir(os.path.dirname(target)) == ["ingest_date=2026-11-01"]
+
+
+def test_lake_lists_dates_in_order(spark, settings):
+    lake = Lake(settings)
+    for d in ("2026-11-03", "2026-11-01"):
+        write_partition(spark, spark.range(1), lake.partition("labels", d))
+    assert lake.dates("labels") == ["2026-11-01", "2026-11-03"]
+    assert lake.dates("curated") == []

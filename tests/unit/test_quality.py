@@ -1,0 +1,69 @@
+"""The GX suite and the Spark row checks must agree; the gate blocks what it should."""
+import json
+
+import pytest
+from pyspark.sql import functions as F
+
+from spark_jobs import ingest, quality
+from spark_jobs.settings import PROJECT_ROOT
+
+SUITE = PROJECT_ROOT / "expectations" / "documents.json"
+SPEC = {"format": "csv", "columns": {"review_id": "id", "text": "body", "title": None, "rating": "stars",
+                                     "product_id": None, "department": None, "class": None}}
+
+
+def batch(spark, rows):
+    raw = spark.createDataFrame(rows, "id string, body string, stars string").withColumn("source_file", F.lit("f"))
+    return ingest.clean(ingest.to_canonical(raw, SPEC))
+
+
+def test_every_row_level_expectation_has_a_spark_predicate_and_back():
+    suite = json.loads(SUITE.read_text())
+    reasons = {e["meta"]["reason"] for e in suite["expectations"] if "reason" in e.get("meta", {})}
+    assert reasons == set(quality.ROW_CHECKS)
+    assert all(e.get("severity") in ("critical", "warning", "info") for e in suite["expectations"])
+
+
+def test_gx_counts_equal_spark_reason_counts(spark):
+    df = batch(spark, [("1", "fine", "5"), ("2", "", "3"), (None, "x", "9"), ("4", "y", "abc"),
+                       ("5", "z", None), ("6", " ", "0"), ("7", "ok", "-1")])
+    gate = quality.validate(df, SUITE, max_failing_share=1.0)
+    by_key = {(o.expectation, o.column): o.unexpected_count for o in gate.outcomes}
+    suite = json.loads(SUITE.read_text())
+    gx_counts = {e["meta"]["reason"]: by_key[(e["type"], e["kwargs"].get("column"))]
+                 for e in suite["expectations"] if "reason" in e.get("meta", {})}
+    spark_counts = {reason: df.where(pred()).count() for reason, pred in quality.ROW_CHECKS.items()}
+    assert gx_counts == spark_counts
+    assert spark_counts == {"review_id_missing": 1, "text_empty": 2, "rating_not_integer": 1, "rating_out_of_range": 3}
+
+
+def test_gate_blocks_when_the_failing_share_exceeds_the_threshold(spark):
+    df = batch(spark, [("1", "a", "5"), ("2", "", "5"), ("3", "", "5"), ("4", "b", "4")])
+    assert not quality.validate(df, SUITE, max_failing_share=0.6).blocked
+    gate = quality.validate(df, SUITE, max_failing_share=0.2)
+    assert gate.blocked
+    assert [o.describe() for o in gate.blocking_failures] == [
+        "expect_column_values_to_not_be_null(text): 2/4 rows (50.0%)"]
+
+
+def test_gate_blocks_a_batch_missing_a_mapped_column(spark):
+    raw = spark.createDataFrame([("1", "5")], "id string, stars string").withColumn("source_file", F.lit("f"))
+    df = ingest.clean(ingest.to_canonical(raw, SPEC))
+    gate = quality.validate(df, SUITE, max_failing_share=0.5)
+    assert gate.blocked
+    assert any(o.expectation == "expect_table_columns_to_match_set" for o in gate.blocking_failures)
+
+
+def test_gate_blocks_an_empty_batch(spark):
+    df = batch(spark, [("1", "a", "5")]).limit(0)
+    gate = quality.validate(df, SUITE, max_failing_share=0.5)
+    assert [o.expectation for o in gate.blocking_failures] == ["expect_table_row_count_to_be_between"]
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.5])
+def test_warnings_never_block(spark, threshold):
+    # every title missing breaks the title warning, nothing critical
+    df = batch(spark, [("1", "a fine review", "5"), ("2", "another fine one", "4")])
+    gate = quality.validate(df, SUITE, max_failing_share=threshold)
+    assert not gate.blocked
+    assert any(w.column == "title" for w in gate.warnings)
