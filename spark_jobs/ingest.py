@@ -1,104 +1,110 @@
-"""Ingest job: one raw partition -> validated curated rows, quarantined rows with reasons, labels.
+"""Ingest job: one raw partition -> curated, quarantine, duplicates and labels partitions.
 
-Pure transforms (`to_canonical`, `clean`, `split`) take and return DataFrames; `run` is the thin
-edge that reads the raw files, calls the gate and the transforms, writes the partitions and the
-run record, and checks that every landed row is accounted for.
+    raw files --parse+clean (documents.py, one file per task)--> canonical records
+      --GX gate (quality.py)--> blocked? stop with exit code 3, nothing written but the validation
+      --row checks--> quarantine (reasons, source file and line, original record)
+      --duplicates (same id / same text, in this batch or an earlier one)--> duplicates (listed)
+      --> curated, labels
+
+`split` and `labels` are pure DataFrame transforms; `run` is the edge that reads, writes, locks,
+and checks that landed = curated + quarantined + duplicates.
 """
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from . import quality, storage
-from .lake import Lake, write_partition
+from . import documents, quality, storage
+from .lake import Lake, LockedError, lock, write_partition
 from .landing import load_sources
 from .nlp import label_of_rating
 from .runlog import RunRecord, StageStopped, stage_run
 from .settings import Settings
 
-CANONICAL = ["review_id", "text", "title", "rating_raw", "product_id", "department", "class", "source_file"]
-CURATED = ["review_id", "text", "title", "rating", "product_id", "department", "class", "source_file", "text_hash"]
+CURATED = ["review_id", "text", "title", "rating", "product_id", "department", "class",
+           "source_file", "source_line", "text_hash", "text_truncated"]
+QUARANTINE = ["review_id", "text", "title", "rating_raw", "product_id", "department", "class",
+              "source_file", "source_line", "raw_record", "reasons"]
+DUPLICATES = ["review_id", "duplicate_of", "duplicate_reason", "first_seen_on", "source_file", "source_line"]
 
 EXIT_NO_INPUT = 2
 EXIT_BLOCKED = 3
+EXIT_LOCKED = 8
+
+CLEANED_SCHEMA = documents.PARSED_SCHEMA + ", text_truncated boolean, text_hash string"
 
 
-def read_source(spark: SparkSession, path: str, spec: dict) -> DataFrame:
-    """Reads one landed source folder as strings (types are checked later, not guessed)."""
-    reader = spark.read.options(**(spec.get("options") or {}))
-    fmt = spec["format"]
-    if fmt == "csv":
-        df = reader.csv(path)
-    elif fmt == "jsonl":
-        df = reader.json(path)
-    else:
-        df = reader.parquet(path)
-    return df.select([F.col(f"`{c}`").cast("string").alias(c) for c in df.columns]).withColumn(
-        "source_file", F.input_file_name()
-    )
+def parse_source(spark: SparkSession, folder: str, spec: dict, max_text_chars: int) -> DataFrame:
+    """Every file under folder, parsed and cleaned by documents.py inside the executors."""
+    files = (spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(folder)
+             .select("path", "content"))
+
+    def parse(batches):
+        for pdf in batches:
+            for path, content in zip(pdf["path"], pdf["content"]):
+                for frame in documents.parse_file(path, bytes(content), spec):
+                    yield documents.clean(frame, max_text_chars)
+
+    return files.mapInPandas(parse, CLEANED_SCHEMA)
 
 
-def to_canonical(raw: DataFrame, spec: dict) -> DataFrame:
-    """Renames source columns to the canonical schema. A column the mapping declares absent (null)
-    becomes a null column; a mapped column the file lacks stays missing, so the gate's schema
-    expectation names it."""
-    cols = []
-    prefix = spec.get("id_prefix") or ""
-    for canonical, source_col in spec["columns"].items():
-        name = "rating_raw" if canonical == "rating" else canonical
-        if source_col is None:
-            cols.append(F.lit(None).cast("string").alias(name))
-        elif source_col in raw.columns:
-            c = F.col(f"`{source_col}`")
-            if canonical == "review_id" and prefix:
-                c = F.when(F.trim(c) != "", F.concat(F.lit(prefix), F.trim(c)))
-            cols.append(c.alias(name))
-    return raw.select(*cols, "source_file")
+def with_rating(df: DataFrame) -> DataFrame:
+    """rating as an integer where rating_raw is a whole number, else null."""
+    whole = F.col("rating_raw").rlike(quality.INTEGER_PATTERN)
+    return df.withColumn("rating", F.when(whole, F.trim("rating_raw").cast("double").cast("int")))
 
 
-def _tidy(c):
-    """Whitespace collapsed and trimmed; blank becomes null."""
-    t = F.trim(F.regexp_replace(c, r"\s+", " "))
-    return F.when(t != "", t)
+def split(batch: DataFrame, earlier: DataFrame | None = None) -> tuple[DataFrame, DataFrame, DataFrame]:
+    """-> (curated, quarantine, duplicates).
 
-
-def clean(df: DataFrame) -> DataFrame:
-    """Normalised strings, an integer rating where the raw value is one, and a text hash."""
-    out = df
-    for c in ("review_id", "text", "title", "product_id", "department", "class"):
-        if c in df.columns:
-            out = out.withColumn(c, _tidy(F.col(c)))
-    if "rating_raw" in df.columns:
-        out = out.withColumn(
-            "rating",
-            F.when(F.col("rating_raw").rlike(quality.INTEGER_PATTERN), F.trim(F.col("rating_raw")).cast("int")),
-        )
-    if "text" in df.columns:
-        out = out.withColumn("text_hash", F.sha2(F.lower(F.col("text")), 256))
-    return out
-
-
-def split(df: DataFrame) -> tuple[DataFrame, DataFrame, DataFrame]:
-    """-> (curated, quarantine, duplicates). Rows failing a row check go to quarantine with their
-    reasons; of the passing rows, the first of each review_id is curated and the rest are duplicates."""
-    checked = quality.with_reasons(df).withColumn("_seq", F.monotonically_increasing_id())
-    rejected = checked.where(F.size("reasons") > 0)
+    Rows failing a row check go to quarantine with their reasons. Of the rows that pass, a row is a
+    duplicate when its review_id or its text was curated on an earlier date (`earlier`: review_id,
+    text_hash, ingest_date), or appeared before it in this batch (by file and line); the first one
+    is kept. Every duplicate names the review it duplicates.
+    """
+    checked = quality.with_reasons(batch)
+    quarantine = checked.where(F.size("reasons") > 0).select(*QUARANTINE)
     passed = checked.where(F.size("reasons") == 0)
-    first = Window.partitionBy("review_id").orderBy("source_file", "_seq")
-    ranked = passed.withColumn("_rank", F.row_number().over(first))
-    curated = ranked.where("_rank = 1").select(*CURATED)
-    duplicates = ranked.where("_rank > 1").select("review_id", "source_file")
-    quarantine = rejected.select(*CANONICAL, "reasons")
+    order = ["source_file", "source_line"]
+
+    def dup(df, reason, of, seen=F.lit(None).cast("string")):
+        return df.select("review_id", of.alias("duplicate_of"), F.lit(reason).alias("duplicate_reason"),
+                         seen.alias("first_seen_on"), "source_file", "source_line")
+
+    ranked = passed.withColumn("_id_rank", F.row_number().over(Window.partitionBy("review_id").orderBy(*order)))
+    dups = [dup(ranked.where("_id_rank > 1"), "same review_id in batch", F.col("review_id"))]
+    rest = ranked.where("_id_rank = 1").drop("_id_rank")
+
+    if earlier is not None:
+        seen_ids = earlier.groupBy("review_id").agg(F.min("ingest_date").alias("_seen_on"))
+        rest = rest.join(seen_ids, "review_id", "left")
+        dups.append(dup(rest.where("_seen_on is not null"), "review_id seen earlier", F.col("review_id"), F.col("_seen_on")))
+        rest = rest.where("_seen_on is null").drop("_seen_on")
+        seen_texts = (earlier.withColumn("_r", F.row_number().over(Window.partitionBy("text_hash").orderBy("ingest_date", "review_id")))
+                      .where("_r = 1").select("text_hash", F.col("review_id").alias("_seen_id"), F.col("ingest_date").alias("_seen_on")))
+        rest = rest.join(seen_texts, "text_hash", "left")
+        dups.append(dup(rest.where("_seen_id is not null"), "text seen earlier", F.col("_seen_id"), F.col("_seen_on")))
+        rest = rest.where("_seen_id is null").drop("_seen_id", "_seen_on")
+
+    by_text = Window.partitionBy("text_hash").orderBy(*order)
+    rest = rest.withColumn("_t_rank", F.row_number().over(by_text)).withColumn("_t_first", F.first("review_id").over(by_text))
+    dups.append(dup(rest.where("_t_rank > 1"), "same text in batch", F.col("_t_first")))
+    curated = rest.where("_t_rank = 1").select(*CURATED)
+
+    duplicates = dups[0]
+    for d in dups[1:]:
+        duplicates = duplicates.unionByName(d)
     return curated, quarantine, duplicates
 
 
 def labels(curated: DataFrame) -> DataFrame:
     """Ground truth that came with the texts (ratings), for training and quality monitoring."""
     return curated.where(F.col("rating").isNotNull()).select(
-        "review_id", "rating", label_of_rating(F.col("rating")).alias("label")
-    )
+        "review_id", "rating", label_of_rating(F.col("rating")).alias("label"))
 
 
 def read_batch(spark: SparkSession, settings: Settings, date: str) -> DataFrame:
@@ -115,45 +121,79 @@ def read_batch(spark: SparkSession, settings: Settings, date: str) -> DataFrame:
         if name not in sources:
             raise StageStopped(f"ingest {date}: {raw}/{d} has no mapping in {settings.path('sources_file')}",
                                exit_code=EXIT_NO_INPUT, status="failed")
-        frames.append(to_canonical(read_source(spark, storage.join(raw, d), sources[name]), sources[name]))
+        frames.append(parse_source(spark, storage.join(raw, d), sources[name], settings.max_text_chars))
     batch = frames[0]
     for f in frames[1:]:
-        batch = batch.unionByName(f, allowMissingColumns=True)
-    return batch
+        batch = batch.unionByName(f)
+    return with_rating(batch)
+
+
+def earlier_batches(spark: SparkSession, lake: Lake, date: str) -> DataFrame | None:
+    dates = [d for d in lake.dates("curated") if d < date]
+    if not dates:
+        return None
+    return (spark.read.option("basePath", lake.zone("curated"))
+            .parquet(*[lake.partition("curated", d) for d in dates])
+            .select("review_id", "text_hash", F.col("ingest_date").cast("string")))
+
+
+def _gate(settings: Settings, lake: Lake, date: str, batch: DataFrame, rec: RunRecord) -> None:
+    quality_dir = lake.partition("_quality", date)
+    with tempfile.TemporaryDirectory() as docs:
+        gate = quality.validate(batch, os.path.join(settings.path("expectations_dir"), "documents.json"),
+                                settings.critical_max_failing_share, docs_dir=docs)
+        storage.put_text(storage.join(quality_dir, "validation.json"), json.dumps(gate.result_json, indent=1, default=str))
+        for root, _, files in os.walk(docs):
+            for name in files:
+                local = os.path.join(root, name)
+                storage.copy_file(local, storage.join(quality_dir, "data_docs", os.path.relpath(local, docs)))
+    docs_index = storage.join(quality_dir, "data_docs", "index.html")
+    rec.outputs.update({"validation": storage.join(quality_dir, "validation.json"), "data_docs": docs_index})
+    if gate.warnings:
+        rec.outputs["warnings"] = [w.describe() for w in gate.warnings]
+    if gate.blocked:
+        failed = "; ".join(o.describe() for o in gate.blocking_failures)
+        raise StageStopped(f"ingest {date}: batch blocked by critical expectations: {failed}. "
+                           f"Data Docs: {docs_index}", exit_code=EXIT_BLOCKED)
 
 
 def run(spark: SparkSession, settings: Settings, date: str) -> RunRecord:
     lake = Lake(settings)
     with stage_run(settings, "ingest", date) as rec:
-        batch = clean(read_batch(spark, settings, date)).cache()
-        rec.rows_in = batch.count()
-
-        gate = quality.validate(batch, f"{settings.path('expectations_dir')}/documents.json",
-                                settings.critical_max_failing_share)
-        validation_uri = storage.join(lake.partition("_quality", date), "validation.json")
-        storage.put_text(validation_uri, json.dumps(gate.result_json, indent=1, default=str))
-        rec.outputs["validation"] = validation_uri
-        if gate.warnings:
-            rec.outputs["warnings"] = [w.describe() for w in gate.warnings]
-        if gate.blocked:
-            failed = "; ".join(o.describe() for o in gate.blocking_failures)
-            raise StageStopped(f"ingest {date}: batch blocked by critical expectations: {failed} "
-                               f"(details: {validation_uri})", exit_code=EXIT_BLOCKED)
-
-        curated, quarantine, duplicates = split(batch)
-        curated = curated.cache()
-        write_partition(spark, curated, lake.partition("curated", date))
-        write_partition(spark, quarantine, lake.partition("quarantine", date))
-        write_partition(spark, labels(curated), lake.partition("labels", date))
-
-        rec.rows_out = spark.read.parquet(lake.partition("curated", date)).count()
-        rec.rows_rejected = spark.read.parquet(lake.partition("quarantine", date)).count()
-        rec.rows_duplicate = duplicates.count()
-        rec.outputs.update({z: lake.partition(z, date) for z in ("curated", "quarantine", "labels")})
-        if rec.rows_in != rec.rows_out + rec.rows_rejected + rec.rows_duplicate:
-            raise RuntimeError(
-                f"ingest {date}: counts do not reconcile: landed {rec.rows_in} != curated {rec.rows_out} "
-                f"+ quarantined {rec.rows_rejected} + duplicates {rec.rows_duplicate}")
-        batch.unpersist()
-        curated.unpersist()
+        try:
+            with lock(settings, f"ingest-{date}"):
+                _ingest(spark, settings, lake, date, rec)
+        except LockedError as exc:
+            raise StageStopped(f"ingest {date}: refused, {exc}", exit_code=EXIT_LOCKED, status="failed") from None
     return rec
+
+
+def _ingest(spark: SparkSession, settings: Settings, lake: Lake, date: str, rec: RunRecord) -> None:
+    batch = read_batch(spark, settings, date).cache()
+    rec.rows_in = batch.count()
+    notes = [r.decode_note for r in batch.select("source_file", "decode_note").where("decode_note is not null").distinct().collect()]
+    if notes:
+        rec.outputs["read_notes"] = sorted(set(notes))
+    _gate(settings, lake, date, batch, rec)
+
+    curated, quarantine, duplicates = split(batch, earlier_batches(spark, lake, date))
+    targets = {z: lake.partition(z, date) for z in ("curated", "quarantine", "duplicates", "labels")}
+    write_partition(spark, curated, targets["curated"])
+    curated = spark.read.parquet(targets["curated"])
+    write_partition(spark, quarantine, targets["quarantine"])
+    write_partition(spark, duplicates, targets["duplicates"])
+    write_partition(spark, labels(curated), targets["labels"])
+    batch.unpersist()
+
+    rec.rows_out = curated.count()
+    rec.rows_rejected = spark.read.parquet(targets["quarantine"]).count()
+    rec.rows_duplicate = spark.read.parquet(targets["duplicates"]).count()
+    truncated = curated.where("text_truncated").count()
+    if truncated:
+        rec.outputs["texts_truncated"] = truncated
+    rec.outputs.update(targets)
+    if rec.rows_in != rec.rows_out + rec.rows_rejected + rec.rows_duplicate:
+        raise RuntimeError(
+            f"ingest {date}: counts do not reconcile: landed {rec.rows_in} != curated {rec.rows_out} "
+            f"+ quarantined {rec.rows_rejected} + duplicates {rec.rows_duplicate}")
+

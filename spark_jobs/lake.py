@@ -3,22 +3,30 @@
     <lake_root>/raw/ingest_date=D/source=S/<original file>
     <lake_root>/curated/ingest_date=D/*.parquet
     <lake_root>/quarantine/ingest_date=D/*.parquet
+    <lake_root>/duplicates/ingest_date=D/*.parquet     rows dropped as duplicates, each naming its original
     <lake_root>/labels/ingest_date=D/*.parquet
     <lake_root>/predictions/ingest_date=D/model_version=V/*.parquet
     <lake_root>/_runs/stage=X/ingest_date=D/<run_id>.json
-    <lake_root>/_quality/ingest_date=D/validation.json
+    <lake_root>/_quality/ingest_date=D/validation.json, data_docs/index.html
+    <lake_root>/_locks/<name>.lock                      held while a stage writes a date
 
 Folders whose names start with `_` or `.` are ignored by Spark and by the dbt sources'
 `ingest_date=*` globs, so staging copies are invisible until they are swapped in.
 """
 from __future__ import annotations
 
+import json
+import os
+import socket
+import time
 import uuid
+from contextlib import contextmanager
 
 from .settings import Settings
 from . import storage
 
-ZONES = ("raw", "curated", "quarantine", "labels", "predictions", "_runs", "_quality")
+ZONES = ("raw", "curated", "quarantine", "duplicates", "labels", "predictions", "predictions_shadow",
+         "_runs", "_quality", "_locks")
 
 
 class Lake:
@@ -54,6 +62,7 @@ def write_partition(spark, df, target: str) -> None:
     partition untouched; the staging folder is hidden (leading `_`) and cleaned on the next run.
     """
     parent, name = target.rsplit("/", 1)
+    recover(spark, target)
     staging = f"{parent}/_staging-{name}-{uuid.uuid4().hex[:8]}"
     df.write.mode("errorifexists").parquet(staging)
     fs, tgt = _fs(spark, target)
@@ -71,6 +80,19 @@ def write_partition(spark, df, target: str) -> None:
     _clean_leftovers(spark, parent, name)
 
 
+def recover(spark, target: str) -> None:
+    """Undo a swap that a kill interrupted between its two renames: the previous partition is
+    waiting beside the target as `_old-<name>-*`; put it back."""
+    parent, name = target.rsplit("/", 1)
+    fs, tgt = _fs(spark, target)
+    if fs.exists(tgt) or not fs.exists(_fs(spark, parent)[1]):
+        return
+    olds = [st.getPath() for st in fs.listStatus(_fs(spark, parent)[1])
+            if st.getPath().getName().startswith(f"_old-{name}-")]
+    if olds:
+        fs.rename(olds[0], tgt)
+
+
 def _clean_leftovers(spark, parent: str, name: str) -> None:
     """Remove staging/old folders that a killed run left behind for this partition."""
     fs, p = _fs(spark, parent)
@@ -83,3 +105,39 @@ def _clean_leftovers(spark, parent: str, name: str) -> None:
 def partition_exists(spark, target: str) -> bool:
     fs, p = _fs(spark, target)
     return bool(fs.exists(p))
+
+
+class LockedError(RuntimeError):
+    pass
+
+
+@contextmanager
+def lock(settings: Settings, name: str):
+    """One writer per name (e.g. ingest-2026-11-01): a second one is refused while the first runs.
+    A lock left by a process that died on this host is taken over."""
+    uri = storage.join(Lake(settings).zone("_locks"), f"{name}.lock")
+    me = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if not storage.create_exclusive(uri, json.dumps(me)):
+        try:
+            holder = json.loads(storage.read_text(uri))
+        except (OSError, ValueError):
+            holder = {}
+        if holder.get("host") == me["host"] and not _alive(holder.get("pid")):
+            storage.delete(uri)  # its owner died: stale
+            if not storage.create_exclusive(uri, json.dumps(me)):
+                raise LockedError(f"{name} is being run by another process")
+        else:
+            raise LockedError(f"{name} is already running (pid {holder.get('pid')} on {holder.get('host')} "
+                              f"since {holder.get('since')}); lock file {uri}")
+    try:
+        yield
+    finally:
+        storage.delete(uri)
+
+
+def _alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+        return True
+    except (OSError, TypeError, ValueError):
+        return False

@@ -66,7 +66,8 @@ def summarise(spark, settings: Settings, records: list[RunRecord], seconds: floa
     log(f"Done in {seconds:.0f}s. {sum(r.status == 'succeeded' for r in records)} stage runs succeeded, "
         f"{sum(r.status == 'skipped' for r in records)} skipped (already done).")
     log(f"  lake        {lake.root}: {len(lake.dates('raw'))} landed dates; curated {rows('curated'):,} rows, "
-        f"quarantine {rows('quarantine'):,}, predictions {rows('predictions'):,}")
+        f"quarantine {rows('quarantine'):,}, duplicates {rows('duplicates'):,}, predictions {rows('predictions'):,}")
+    log(f"  data docs   {lake.zone('_quality')}/ingest_date=<D>/data_docs/index.html")
     log(f"  run records {lake.zone('_runs')}")
     log(f"  mlflow      {settings.mlflow_uri} (artifacts {settings.path('mlflow_artifact_root')}); "
         f"champion: {champ.uri if champ else 'none'}")

@@ -15,10 +15,12 @@ from typing import Callable
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-INTEGER_PATTERN = r"^\s*-?[0-9]+\s*$"
+INTEGER_PATTERN = r"^\s*-?[0-9]+(\.0+)?\s*$"  # 4 and 4.0 are whole numbers; 4.5 is not
 
 # reason -> predicate that is TRUE for a row that fails (built lazily: Columns need a session).
 ROW_CHECKS: dict[str, Callable[[], Column]] = {
+    "source_columns_missing": lambda: F.col("missing_columns").isNotNull(),
+    "malformed_record": lambda: F.col("parse_error").isNotNull(),
     "review_id_missing": lambda: F.col("review_id").isNull(),
     "text_empty": lambda: F.col("text").isNull(),
     "rating_not_integer": lambda: F.col("rating_raw").isNotNull() & ~F.col("rating_raw").rlike(INTEGER_PATTERN),
@@ -27,9 +29,12 @@ ROW_CHECKS: dict[str, Callable[[], Column]] = {
 
 
 def with_reasons(df: DataFrame) -> DataFrame:
-    """Adds `reasons`: array of the reasons a row fails (empty when it passes)."""
+    """Adds `reasons`: array of the reasons a row fails (empty when it passes). A record that could
+    not be read gets that one reason only: its fields are not what the source meant."""
     checks = [F.when(pred(), F.lit(reason)) for reason, pred in ROW_CHECKS.items()]
-    return df.withColumn("reasons", F.filter(F.array(*checks), lambda r: r.isNotNull()))
+    reasons = F.filter(F.array(*checks), lambda r: r.isNotNull())
+    return df.withColumn("reasons", F.when(ROW_CHECKS["malformed_record"](), F.array(F.lit("malformed_record")))
+                         .otherwise(reasons))
 
 
 @dataclass
@@ -40,6 +45,7 @@ class ExpectationOutcome:
     success: bool
     unexpected_count: int | None
     element_count: int | None
+    examples: list[str] = field(default_factory=list)
     blocking: bool = False
 
     def describe(self) -> str:
@@ -47,7 +53,8 @@ class ExpectationOutcome:
         if self.unexpected_count is None:
             return f"{self.expectation}{where}"
         share = self.unexpected_count / self.element_count if self.element_count else 0.0
-        return f"{self.expectation}{where}: {self.unexpected_count}/{self.element_count} rows ({share:.1%})"
+        seen = f", e.g. {', '.join(repr(e) for e in self.examples)}" if self.examples else ""
+        return f"{self.expectation}{where}: {self.unexpected_count}/{self.element_count} rows ({share:.1%}{seen})"
 
 
 @dataclass
@@ -77,21 +84,34 @@ def load_suite(path: str | Path):
     return gx.ExpectationSuite(**spec)
 
 
-def validate(df: DataFrame, suite_path: str | Path, max_failing_share: float) -> GateResult:
+def validate(df: DataFrame, suite_path: str | Path, max_failing_share: float,
+             docs_dir: str | None = None) -> GateResult:
     """Runs the suite on df. A critical expectation blocks when it is table-level and fails, or
-    when more than max_failing_share of the rows fail it."""
+    when more than max_failing_share of the rows fail it. With docs_dir, GX Data Docs (HTML) for
+    this validation are built there."""
     import great_expectations as gx
-
-    logging.getLogger("great_expectations").setLevel(logging.ERROR)
-    suite = load_suite(suite_path)
+    from great_expectations.checkpoint import UpdateDataDocsAction
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)  # our own progress lines suffice
-    source = context.data_sources.add_spark(name="lake")
-    asset = source.add_dataframe_asset(name="batch")
-    batch = asset.add_batch_definition_whole_dataframe("whole").get_batch(batch_parameters={"dataframe": df})
-    result = batch.validate(suite, result_format="SUMMARY")
+    actions = []
+    if docs_dir:
+        context.add_data_docs_site("batch", {
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": docs_dir},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        })
+        actions.append(UpdateDataDocsAction(name="data_docs", site_names=["batch"]))
+    suite = context.suites.add(load_suite(suite_path))
+    batch_definition = (context.data_sources.add_spark(name="lake")
+                        .add_dataframe_asset(name="batch").add_batch_definition_whole_dataframe("whole"))
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name="gate", data=batch_definition, suite=suite))
+    checkpoint = context.checkpoints.add(gx.Checkpoint(
+        name="ingest_gate", validation_definitions=[definition], actions=actions, result_format="SUMMARY"))
+    result = next(iter(checkpoint.run(batch_parameters={"dataframe": df}).run_results.values()))
 
     gate = GateResult(suite=suite.name, result_json=result.to_json_dict())
     for r in result.results:
@@ -106,6 +126,7 @@ def validate(df: DataFrame, suite_path: str | Path, max_failing_share: float) ->
             success=bool(r.success),
             unexpected_count=unexpected,
             element_count=elements,
+            examples=list(dict.fromkeys(str(v) for v in res.get("partial_unexpected_list") or [] if v is not None))[:3],
         )
         if outcome.severity == "critical" and not outcome.success:
             if r.exception_info and r.exception_info.get("raised_exception"):

@@ -60,7 +60,8 @@ def synthetic_corpus(rows_per_day: int, days: int, seed: int) -> pd.DataFrame:
         out.append({
             "": str(i), "Clothing ID": str(1000 + rng.randrange(40)), "Age": str(rng.randrange(18, 80)),
             "Title": phrases[0].capitalize(),
-            "Review Text": f"The {departments[dept].lower()} is {phrases[0]}. {phrases[1].capitalize()}, {phrases[2]}.",
+            "Review Text": f"The {departments[dept].lower()} is {phrases[0]}. {phrases[1].capitalize()}, "
+                           f"{phrases[2]}. Order {100000 + i}.",  # real reviews are unique texts
             "Rating": str(rating), "Recommended IND": str(int(rating >= 4)), "Positive Feedback Count": "0",
             "Division Name": "General", "Department Name": dept, "Class Name": departments[dept],
         })

@@ -59,6 +59,7 @@ class Settings:
 
     # --- ingest gate ---------------------------------------------------------------------------
     source: str = _doc("source mapping used when landing a file", default="reviews")
+    max_text_chars: int = _doc("texts longer than this are cut to it at ingest (and flagged)", default=10000)
     critical_max_failing_share: float = _doc(
         "a critical row-level expectation blocks the batch when more than this share of rows fails it",
         default=0.2,
@@ -89,6 +90,23 @@ class Settings:
     spark_shuffle_partitions: int = _doc("spark.sql.shuffle.partitions", default=4)
     jars_dir: str = _doc("folder of resolved JVM jars (make setup fills it)", default=".cache/jars")
     gpu: bool = _doc("use the spark-nlp-gpu jar and GPU resources", default=False)
+
+    # --- AWS deployment: emr/ and spark_jobs/emr_launcher.py (`make run TARGET=emr`) ----------------------
+    aws_region: str = _doc("AWS region of the deployment", default="us-east-1")
+    aws_bucket: str = _doc("S3 bucket of the lake, code artifacts, logs and reports (required on AWS)", default="")
+    aws_stack_name: str = _doc("prefix of every AWS resource name: roles, state machines, rules, topic, key alias",
+                               default="nlp-batch")
+    aws_schedule: str = _doc("EventBridge schedule that starts the pipeline (it processes that day's landings)",
+                             default="cron(30 23 * * ? *)")
+    aws_notify_email: str = _doc("e-mail address subscribed to the failure notifications (empty = none)", default="")
+    emr_profile: str = _doc("EMR cluster profile from emr/profiles.json: gpu or cpu", default="gpu")
+    emr_launch: str = _doc("how `make run TARGET=emr` runs: statemachine, or cluster (create one, add the steps)",
+                           default="statemachine")
+    emr_subnet_id: str = _doc("VPC subnet of the cluster (empty = the default VPC)", default="")
+    emr_poll_seconds: int = _doc("seconds between status checks of a running step or execution", default=30)
+    sfn_retry_interval_seconds: int = _doc("seconds between the state machine's retries of a failed task", default=60)
+    athena_workgroup: str = _doc("Athena workgroup dbt runs in on AWS", default="primary")
+    athena_schema: str = _doc("Glue database dbt builds the marts in on AWS", default="nlp_marts")
 
     # --- per run ---------------------------------------------------------------------------------------
     date: str = _doc("ingest_date to process (YYYY-MM-DD); empty = every pending date", default="")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
 
 from .settings import Settings, SettingsError
 
@@ -29,6 +30,9 @@ def spark_conf(settings: Settings) -> dict[str, str]:
     if settings.onnx_threads:
         conf["spark.jsl.settings.onnx.intraOpNumThreads"] = str(settings.onnx_threads)
     if settings.target == "local":
+        # Python workers (mapInPandas in ingest) must use this environment's interpreter.
+        conf["spark.pyspark.python"] = sys.executable
+        conf["spark.pyspark.driver.python"] = sys.executable
         jars = sorted(glob.glob(os.path.join(settings.path("jars_dir"), "*.jar")))
         if not jars:
             raise SettingsError(
@@ -55,6 +59,8 @@ def get_spark(settings: Settings):
         return _session
     from pyspark.sql import SparkSession
 
+    if settings.target == "local":
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.master(settings.spark_master)
     for key, value in spark_conf(settings).items():
         builder = builder.config(key, value)

@@ -103,3 +103,34 @@ def _object_exists(uri: str) -> bool:
     bucket, key = _bucket_key(uri)
     resp = _s3().list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
     return any(o["Key"] == key for o in resp.get("Contents", []))
+
+
+def create_exclusive(uri: str, text: str) -> bool:
+    """Creates the file only if it does not exist; False when it already does."""
+    if is_s3(uri):
+        bucket, key = _bucket_key(uri)
+        from botocore.exceptions import ClientError
+
+        try:
+            _s3().put_object(Bucket=bucket, Key=key, Body=text.encode(), IfNoneMatch="*")
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return False
+            raise
+    Path(uri).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(uri, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return True
+
+
+def delete(uri: str) -> None:
+    if is_s3(uri):
+        bucket, key = _bucket_key(uri)
+        _s3().delete_object(Bucket=bucket, Key=key)
+    elif os.path.exists(uri):
+        os.remove(uri)

@@ -139,7 +139,8 @@ def test_a_batch_missing_a_column_is_blocked_before_inference(spark, first_run, 
     assert cli.main(["land", "--file", str(bad), *flags]) == 0
     assert cli.main(["ingest", *flags]) == 3
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "expect_table_columns_to_match_set" in err[0] and "blocked" in err[0]
+    assert len(err) == 1 and "expect_column_values_to_be_null(missing_columns)" in err[0] and "blocked" in err[0]
+    assert "Review Text" in err[0] and "data_docs/index.html" in err[0]
     lake = Lake(settings)
     assert "2026-11-09" not in lake.dates("curated")
     assert storage.list_files(lake.partition("raw", "2026-11-09"))  # raw kept for re-processing

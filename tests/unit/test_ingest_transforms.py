@@ -1,72 +1,65 @@
-"""Pure ingest transforms on tiny DataFrames."""
-from pyspark.sql import functions as F
-
+"""Spark-side ingest transforms on tiny batches: quarantine reasons, duplicates, labels."""
 from spark_jobs import ingest
-
-SPEC = {
-    "format": "csv",
-    "id_prefix": "r-",
-    "columns": {"review_id": "id", "text": "body", "title": "headline", "rating": "stars",
-                "product_id": "sku", "department": None, "class": None},
-}
+from tests.unit.batches import batch
 
 
-def raw(spark, rows, columns=("id", "body", "headline", "stars", "sku")):
-    schema = ", ".join(f"{c} string" for c in columns)
-    return spark.createDataFrame(rows, schema).withColumn("source_file", F.lit("f.csv"))
+def rows(*specs):
+    return [dict(zip(("review_id", "text", "rating_raw"), s)) for s in specs]
 
 
-def test_to_canonical_renames_prefixes_ids_and_fills_declared_absent_columns(spark):
-    out = ingest.to_canonical(raw(spark, [("7", "Nice", "T", "5", "p1")]), SPEC)
-    assert out.columns == ["review_id", "text", "title", "rating_raw", "product_id", "department", "class", "source_file"]
-    row = out.first()
-    assert (row.review_id, row.text, row.rating_raw, row.department) == ("r-7", "Nice", "5", None)
+def test_ratings_become_integers_only_when_whole(spark):
+    df = batch(spark, rows(("1", "a", "4"), ("2", "b", "4.0"), ("3", "c", "4.5"), ("4", "d", "five"), ("5", "e", None)))
+    assert {r.review_id: r.rating for r in df.collect()} == {"1": 4, "2": 4, "3": None, "4": None, "5": None}
 
 
-def test_to_canonical_leaves_an_undeclared_missing_column_missing(spark):
-    out = ingest.to_canonical(raw(spark, [("7", "x", "5", "p")], ("id", "headline", "stars", "sku")), SPEC)
-    assert "text" not in out.columns  # the gate's schema expectation will name it
-
-
-def test_clean_collapses_whitespace_blanks_to_null_and_parses_ratings(spark):
-    df = ingest.to_canonical(raw(spark, [
-        ("1", "  Great \n\n dress\t!  ", "  ", " 4 ", "p"),
-        ("2", "   ", None, "five", "p"),
-        ("", "text", None, None, "p"),
-    ]), SPEC)
-    rows = {r.review_id: r for r in ingest.clean(df).collect()}
-    assert rows["r-1"].text == "Great dress !" and rows["r-1"].title is None and rows["r-1"].rating == 4
-    assert rows["r-2"].text is None and rows["r-2"].rating is None and rows["r-2"].rating_raw == "five"
-    assert None in rows  # a blank id stays null, to be quarantined
-    assert rows["r-1"].text_hash != rows[None].text_hash
-
-
-def test_split_quarantines_with_reasons_and_counts_duplicates(spark):
-    df = ingest.clean(ingest.to_canonical(raw(spark, [
-        ("1", "good", None, "5", "p"),
-        ("1", "good again", None, "4", "p"),      # same id: kept once
-        ("2", "", None, "3", "p"),                # empty text
-        ("3", "fine", None, "9", "p"),            # out of range
-        ("4", "ok", None, "x", "p"),              # not an integer
-        (None, "", None, "7", "p"),               # three reasons at once
-        ("5", "unrated", None, None, "p"),        # no rating is fine
-    ]), SPEC))
+def test_split_quarantines_with_reasons_and_lists_duplicates(spark):
+    df = batch(spark, rows(
+        ("1", "good", "5"),
+        ("1", "good again", "4"),         # same id later in the batch
+        ("2", "", "3"),                   # empty text
+        ("3", "fine", "9"),               # out of range
+        ("4", "ok", "x"),                 # not an integer
+        (None, "", "7"),                  # three reasons at once
+        ("5", "unrated", None),           # no rating is fine
+        ("6", "GOOD", "5"),               # same text as 1 (case-folded)
+    ) + [{"review_id": "7", "text": "cut", "parse_error": "truncated_record"},
+         {"review_id": "8", "text": "t", "missing_columns": "Rating"}])
     curated, quarantine, duplicates = ingest.split(df)
     reasons = {r.review_id: sorted(r.reasons) for r in quarantine.collect()}
     assert reasons == {
-        "r-2": ["text_empty"], "r-3": ["rating_out_of_range"], "r-4": ["rating_not_integer"],
+        "2": ["text_empty"], "3": ["rating_out_of_range"], "4": ["rating_not_integer"],
         None: ["rating_out_of_range", "review_id_missing", "text_empty"],
+        "7": ["malformed_record"], "8": ["source_columns_missing"],
     }
-    assert sorted(r.review_id for r in curated.collect()) == ["r-1", "r-5"]
-    assert curated.where("review_id = 'r-1'").first().text == "good"  # the first one wins
-    assert duplicates.count() == 1
+    assert sorted(r.review_id for r in curated.collect()) == ["1", "5"]
+    assert curated.where("review_id = '1'").first().text == "good"  # the first one wins
+    dups = {(r.review_id, r.duplicate_of, r.duplicate_reason) for r in duplicates.collect()}
+    assert dups == {("1", "1", "same review_id in batch"), ("6", "1", "same text in batch")}
     assert df.count() == curated.count() + quarantine.count() + duplicates.count()
+    q = quarantine.where("review_id = '3'").first()
+    assert (q.source_file, q.source_line) == ("f.csv", 5) and q.raw_record
+
+
+def test_duplicates_of_earlier_batches_name_the_first_sighting(spark):
+    earlier = spark.createDataFrame(
+        [("1", ingest_hash("seen text"), "2026-11-01"), ("9", ingest_hash("old review"), "2026-11-02")],
+        "review_id string, text_hash string, ingest_date string")
+    df = batch(spark, rows(("1", "new text, old id", "5"), ("2", "Old review", "4"), ("3", "fresh", "3")))
+    curated, _, duplicates = ingest.split(df, earlier)
+    assert [r.review_id for r in curated.collect()] == ["3"]
+    assert {(r.review_id, r.duplicate_of, r.duplicate_reason, r.first_seen_on) for r in duplicates.collect()} == {
+        ("1", "1", "review_id seen earlier", "2026-11-01"), ("2", "9", "text seen earlier", "2026-11-02")}
+
+
+def ingest_hash(text):
+    from spark_jobs.documents import clean_text, text_fingerprint
+
+    return text_fingerprint(clean_text(text))
 
 
 def test_labels_follow_the_rating_rule(spark):
-    df = ingest.clean(ingest.to_canonical(raw(spark, [
-        (str(i), "t", None, str(r), "p") for i, r in enumerate([1, 2, 3, 4, 5])
-    ] + [("9", "t", None, None, "p")]), SPEC))
+    df = batch(spark, [{"review_id": str(i), "text": f"t{i}", "rating_raw": r} for i, r in
+                       enumerate(["1", "2", "3", "4", "5", None])])
     curated, _, _ = ingest.split(df)
     got = {r.rating: r.label for r in ingest.labels(curated).collect()}
     assert got == {1: "negative", 2: "negative", 3: "neutral", 4: "positive", 5: "positive"}

@@ -4,17 +4,15 @@ import json
 import pytest
 from pyspark.sql import functions as F
 
-from spark_jobs import ingest, quality
+from spark_jobs import quality
 from spark_jobs.settings import PROJECT_ROOT
+from tests.unit.batches import batch as make_batch
 
 SUITE = PROJECT_ROOT / "expectations" / "documents.json"
-SPEC = {"format": "csv", "columns": {"review_id": "id", "text": "body", "title": None, "rating": "stars",
-                                     "product_id": None, "department": None, "class": None}}
 
 
 def batch(spark, rows):
-    raw = spark.createDataFrame(rows, "id string, body string, stars string").withColumn("source_file", F.lit("f"))
-    return ingest.clean(ingest.to_canonical(raw, SPEC))
+    return make_batch(spark, [dict(zip(("review_id", "text", "rating_raw"), r)) for r in rows])
 
 
 def test_every_row_level_expectation_has_a_spark_predicate_and_back():
@@ -25,8 +23,11 @@ def test_every_row_level_expectation_has_a_spark_predicate_and_back():
 
 
 def test_gx_counts_equal_spark_reason_counts(spark):
-    df = batch(spark, [("1", "fine", "5"), ("2", "", "3"), (None, "x", "9"), ("4", "y", "abc"),
-                       ("5", "z", None), ("6", " ", "0"), ("7", "ok", "-1")])
+    df = make_batch(spark, [dict(zip(("review_id", "text", "rating_raw"), r)) for r in [
+        ("1", "fine", "5"), ("2", "", "3"), (None, "x", "9"), ("4", "y", "abc"),
+        ("5", "z", None), ("6", " ", "0"), ("7", "ok", "-1")]] + [
+        {"review_id": "8", "text": "a", "parse_error": "malformed_row: 3 fields, header has 2"},
+        {"review_id": "9", "text": "b", "missing_columns": "Title"}])
     gate = quality.validate(df, SUITE, max_failing_share=1.0)
     by_key = {(o.expectation, o.column): o.unexpected_count for o in gate.outcomes}
     suite = json.loads(SUITE.read_text())
@@ -34,7 +35,8 @@ def test_gx_counts_equal_spark_reason_counts(spark):
                  for e in suite["expectations"] if "reason" in e.get("meta", {})}
     spark_counts = {reason: df.where(pred()).count() for reason, pred in quality.ROW_CHECKS.items()}
     assert gx_counts == spark_counts
-    assert spark_counts == {"review_id_missing": 1, "text_empty": 2, "rating_not_integer": 1, "rating_out_of_range": 3}
+    assert spark_counts == {"review_id_missing": 1, "text_empty": 2, "rating_not_integer": 1,
+                            "rating_out_of_range": 3, "malformed_record": 1, "source_columns_missing": 1}
 
 
 def test_gate_blocks_when_the_failing_share_exceeds_the_threshold(spark):
@@ -46,12 +48,12 @@ def test_gate_blocks_when_the_failing_share_exceeds_the_threshold(spark):
         "expect_column_values_to_not_be_null(text): 2/4 rows (50.0%)"]
 
 
-def test_gate_blocks_a_batch_missing_a_mapped_column(spark):
-    raw = spark.createDataFrame([("1", "5")], "id string, stars string").withColumn("source_file", F.lit("f"))
-    df = ingest.clean(ingest.to_canonical(raw, SPEC))
+def test_gate_blocks_a_batch_missing_a_mapped_column_and_names_it(spark):
+    df = make_batch(spark, [{"review_id": "1", "text": "a", "missing_columns": "Review Text"},
+                            {"review_id": "2", "text": "b", "missing_columns": "Review Text"}])
     gate = quality.validate(df, SUITE, max_failing_share=0.5)
-    assert gate.blocked
-    assert any(o.expectation == "expect_table_columns_to_match_set" for o in gate.blocking_failures)
+    assert [o.describe() for o in gate.blocking_failures] == [
+        "expect_column_values_to_be_null(missing_columns): 2/2 rows (100.0%, e.g. 'Review Text')"]
 
 
 def test_gate_blocks_an_empty_batch(spark):

@@ -1,0 +1,255 @@
+"""Landed file bytes -> canonical document records -> cleaned records. Pure pandas, no Spark.
+
+`parse_file` turns one landed file (CSV, JSONL or Parquet, optionally gzip) into canonical records,
+each with the line (or row offset) it came from and, when it could not be read as a record, a
+`parse_error`. Damage is handled, not fatal: a BOM, CRLF, NUL bytes, invalid UTF-8 (replaced; a file
+that is not UTF-8 at all is read as cp1252), a truncated gzip stream or last line. `clean` normalises
+the text fields. The ingest job runs both inside Spark (mapInPandas), one file per task.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import html
+import io
+import json
+import re
+import unicodedata
+import zlib
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+CANONICAL = ("review_id", "text", "title", "rating_raw", "product_id", "department", "class")
+META = ("source_file", "source_line", "parse_error", "missing_columns", "raw_record", "decode_note")
+PARSED_SCHEMA = ", ".join(f"`{c}` string" for c in CANONICAL) + \
+    ", source_file string, source_line long, parse_error string, missing_columns string, " \
+    "raw_record string, decode_note string"
+csv.field_size_limit(2**31 - 1)  # a review may be long; the cleaner cuts it, the reader must not fail
+RAW_RECORD_MAX = 20_000  # chars of the original record kept in quarantine
+CHUNK = 50_000  # records per pandas frame handed back to Spark
+
+
+@dataclass
+class Decoded:
+    text: str
+    notes: list[str] = field(default_factory=list)
+
+
+def decompress(data: bytes) -> tuple[bytes, list[str]]:
+    """gunzip when the bytes are gzip; a truncated stream yields what was readable."""
+    if data[:2] != b"\x1f\x8b":
+        return data, []
+    try:
+        return gzip.decompress(data), []
+    except (EOFError, OSError, zlib.error):
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out = d.decompress(data)
+        except zlib.error:
+            out = b""
+        return out, ["gzip stream truncated"]
+
+
+_UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+
+
+def decode(data: bytes) -> Decoded:
+    """UTF-8 (BOM stripped); invalid sequences replaced; cp1252 for files with no UTF-8 at all."""
+    notes = []
+    nuls = data.count(b"\x00")
+    if nuls:
+        notes.append(f"{nuls} NUL bytes removed")
+        data = data.replace(b"\x00", b"")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        if _UTF8_MULTIBYTE.search(data):
+            text = data.decode("utf-8-sig", errors="replace")
+            notes.append(f"{text.count(chr(0xFFFD))} invalid UTF-8 sequences replaced")
+        else:
+            text = data.decode("cp1252", errors="replace")
+            notes.append("not UTF-8: read as cp1252")
+    return Decoded(text, notes)
+
+
+def _key(name: str) -> str:
+    return re.sub(r"\s+", " ", str(name).replace("\ufeff", "")).strip().lower()
+
+
+def _resolve(columns: list[str], mapping: dict) -> tuple[dict[str, int | str], list[str]]:
+    """canonical -> index/name in the file (matched case- and whitespace-insensitively; `_cN` is
+    the N-th column), and the mapped source columns the file lacks."""
+    by_key = {_key(c): c for c in columns}
+    found, missing = {}, []
+    for canonical, source in mapping.items():
+        if source is None:
+            continue
+        m = re.fullmatch(r"_c(\d+)", str(source))
+        if m and int(m.group(1)) < len(columns):
+            found[canonical] = columns[int(m.group(1))]
+        elif _key(source) in by_key:
+            found[canonical] = by_key[_key(source)]
+        else:
+            missing.append(str(source))
+    return found, missing
+
+
+def _frame(records: list[dict]) -> pd.DataFrame:
+    df = pd.DataFrame.from_records(records, columns=[*CANONICAL, *META])
+    return df.astype({"source_line": "int64"})
+
+
+def _as_str(v) -> str | None:
+    if v is None or (isinstance(v, float) and v != v):
+        return None
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _record(values: dict, found: dict, missing: list[str], path: str, line: int, error: str | None,
+            raw: str, notes: str | None) -> dict:
+    rec = {c: None for c in CANONICAL}
+    for canonical, src in found.items():
+        rec["rating_raw" if canonical == "rating" else canonical] = _as_str(values.get(src))
+    rec.update(source_file=path, source_line=line, parse_error=error,
+               missing_columns=", ".join(missing) or None, raw_record=raw[:RAW_RECORD_MAX], decode_note=notes)
+    return rec
+
+
+def parse_file(path: str, data: bytes, spec: dict):
+    """Yields pandas frames of canonical records (strings) for one landed file."""
+    for frame in _parse(path, data, spec):
+        prefix = spec.get("id_prefix") or ""
+        if prefix:  # ids from different sources must not collide; a blank id stays blank
+            ids = frame["review_id"]
+            frame["review_id"] = ids.where(ids.isna() | (ids.str.strip() == ""), prefix + ids.str.strip())
+        yield frame
+
+
+def _parse(path: str, data: bytes, spec: dict):
+    data, notes = decompress(data)
+    fmt = spec["format"]
+    if fmt == "parquet":
+        yield from _parse_parquet(path, data, spec, notes)
+        return
+    decoded = decode(data)
+    note = "; ".join(notes + decoded.notes) or None
+    parser = _parse_csv if fmt == "csv" else _parse_jsonl
+    batch = []
+    for rec in parser(path, decoded.text, spec, note):
+        batch.append(rec)
+        if len(batch) >= CHUNK:
+            yield _frame(batch)
+            batch = []
+    if batch:
+        yield _frame(batch)
+
+
+def _parse_csv(path: str, text: str, spec: dict, note: str | None):
+    opts = spec.get("options") or {}
+    delimiter = opts.get("delimiter") or opts.get("sep") or ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar=opts.get("quote", '"'))
+    lines_before, header = 0, None
+    rows = []
+    for fields in reader:
+        start = lines_before + 1
+        lines_before = reader.line_num
+        if not fields or fields == [""]:
+            continue  # blank line
+        if header is None:
+            header = [f.replace("\ufeff", "") for f in fields]
+            continue
+        rows.append((start, fields))
+    if header is None:
+        return
+    found, missing = _resolve(header, spec["columns"])
+    # A file that stops without a final line break inside a quoted field, or short of fields,
+    # was cut off: its last record is incomplete.
+    cut = not text.endswith(("\n", "\r"))
+    odd_quotes = text.count(opts.get("quote", '"')) % 2 == 1
+    for i, (start, fields) in enumerate(rows):
+        error = None
+        if i == len(rows) - 1 and cut and (odd_quotes or len(fields) < len(header)):
+            error = "truncated_record"
+        elif len(fields) != len(header):
+            error = f"malformed_row: {len(fields)} fields, header has {len(header)}"
+        values = dict(zip(header, fields))
+        raw = json.dumps(values if error is None else fields, ensure_ascii=False)
+        yield _record(values, found, missing, path, start, error, raw, note)
+
+
+def _parse_jsonl(path: str, text: str, spec: dict, note: str | None):
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            error = None if isinstance(obj, dict) else "malformed_json: not an object"
+        except json.JSONDecodeError as exc:
+            obj, error = None, f"malformed_json: {exc.msg}"
+        if error:
+            yield _record({}, {}, [], path, number, error, line, note)
+            continue
+        # JSON omits null fields: a key a line lacks is a null value, not a missing column.
+        found, _ = _resolve(list(obj), spec["columns"])
+        yield _record(obj, found, [], path, number, None, line, note)
+
+
+def _parse_parquet(path: str, data: bytes, spec: dict, notes: list[str]):
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(io.BytesIO(data))
+    found, missing = _resolve(table.column_names, spec["columns"])
+    note = "; ".join(notes) or None
+    offset = 0
+    for batch in table.to_batches(max_chunksize=CHUNK):
+        records = []
+        for i, values in enumerate(batch.to_pylist()):
+            raw = json.dumps({k: _as_str(v) for k, v in values.items()}, ensure_ascii=False)
+            records.append(_record(values, found, missing, path, offset + i + 1, None, raw, note))
+        offset += batch.num_rows
+        yield _frame(records)
+
+
+# --- cleaning --------------------------------------------------------------------------------------
+
+_TAG = re.compile(r"<[^>]{0,200}>")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\ufeff]")
+_SPACE = re.compile(r"\s+")
+
+
+def clean_text(value: str | None) -> str | None:
+    """NFC, HTML tags and entities removed, control characters dropped, whitespace collapsed;
+    blank becomes None."""
+    if value is None:
+        return None
+    t = unicodedata.normalize("NFC", value)
+    t = html.unescape(_TAG.sub(" ", t))
+    t = _SPACE.sub(" ", _CONTROL.sub("", t)).strip()
+    return t or None
+
+
+def text_fingerprint(text: str | None) -> str | None:
+    """sha256 of the normalised text (case-folded), so re-posted copies of a text collide."""
+    import hashlib
+
+    if text is None:
+        return None
+    return hashlib.sha256(text.casefold().encode("utf-8")).hexdigest()
+
+
+def clean(df: pd.DataFrame, max_text_chars: int) -> pd.DataFrame:
+    """Cleaned text fields, texts cut to max_text_chars (flagged), and the text hash."""
+    out = df.copy()
+    for col in ("review_id", "text", "title", "product_id", "department", "class", "rating_raw"):
+        out[col] = out[col].map(clean_text, na_action="ignore").astype(object)
+        out[col] = out[col].where(out[col].notna(), None)
+    too_long = out["text"].str.len().fillna(0) > max_text_chars
+    out["text_truncated"] = too_long
+    out.loc[too_long, "text"] = out.loc[too_long, "text"].str.slice(0, max_text_chars).str.rstrip()
+    out["text_hash"] = out["text"].map(text_fingerprint, na_action="ignore")
+    return out

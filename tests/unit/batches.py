@@ -1,0 +1,15 @@
+"""Builds small cleaned batches (the shape ingest's parser produces) for Spark-side tests."""
+import pandas as pd
+
+from spark_jobs import documents, ingest
+
+
+def batch(spark, rows: list[dict], source_file: str = "f.csv"):
+    records = []
+    for line, row in enumerate(rows, start=2):
+        rec = {c: None for c in [*documents.CANONICAL, *documents.META]}
+        rec.update(source_file=source_file, source_line=line, raw_record=str(row))
+        rec.update(row)
+        records.append(rec)
+    pdf = documents.clean(pd.DataFrame(records).astype({"source_line": "int64"}), max_text_chars=10_000)
+    return ingest.with_rating(spark.createDataFrame(pdf, schema=ingest.CLEANED_SCHEMA))
