@@ -3,10 +3,11 @@ select
     review_id,
     text,
     title,
-    cast(rating as integer)            as rating,
+    rating,
     product_id,
     department,
     class                              as product_class,
+    {{ dbt.length('text') }}           as text_length,
     source_file,
     text_hash
-from {{ source('lake', 'curated') }}
+from {{ lake_source('curated') }} as curated

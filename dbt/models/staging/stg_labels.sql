@@ -1,6 +1,6 @@
 select
     cast(ingest_date as date)          as ingest_date,
     review_id,
-    cast(rating as integer)            as rating,
+    rating,
     label                              as true_label
-from {{ source('lake', 'labels') }}
+from {{ lake_source('labels') }} as labels

@@ -1,17 +1,18 @@
 select
     run_id,
     stage,
-    cast(ingest_date as varchar)       as ingest_date,
+    ingest_date,
+    {{ safe_cast_date('ingest_date') }}           as batch_date,
     status,
-    cast(started_at as timestamp)      as started_at,
-    cast(ended_at as timestamp)        as ended_at,
-    cast(seconds as double)            as seconds,
-    cast(rows_in as bigint)            as rows_in,
-    cast(rows_out as bigint)           as rows_out,
-    cast(rows_rejected as bigint)      as rows_rejected,
-    cast(rows_duplicate as bigint)     as rows_duplicate,
+    {{ iso_timestamp('started_at') }}             as started_at,
+    {{ iso_timestamp('ended_at') }}               as ended_at,
+    seconds,
+    rows_in,
+    rows_out,
+    rows_rejected,
+    rows_duplicate,
     model_name,
-    model_version,
+    {{ safe_cast_integer('model_version') }}      as model_version,
     code_version,
     message
-from {{ source('lake', 'runs') }}
+from {{ lake_source('runs') }} as runs

@@ -1,8 +1,13 @@
+-- Rejected rows; their reasons, one row each, are in stg_quarantine_reasons.
 select
-    cast(ingest_date as date)          as ingest_date,
+    cast(ingest_date as date)                     as ingest_date,
     review_id,
     text,
+    title,
     rating_raw,
-    source_file,
-    reasons
-from {{ source('lake', 'quarantine') }}
+    {{ safe_cast_integer('rating_raw') }}         as rating,
+    product_id,
+    department,
+    class                                         as product_class,
+    source_file
+from {{ lake_source('quarantine') }} as quarantine

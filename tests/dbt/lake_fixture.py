@@ -1,0 +1,183 @@
+"""A small lake in exactly the layout and Parquet types the Spark jobs write, for the dbt tests.
+
+Three batches of reviews (2026-11-01..03) plus a fourth whose ingest was blocked: curated
+documents, quarantined rows with their reasons, labels for the first two dates only, predictions
+from model version 1 on every date and version 2 rescoring 2026-11-01, a shadow challenger
+(version 3) on 2026-11-02 and 03, and run records including a failed and a blocked ingest. Written
+with pyarrow; the returned `Lake` keeps the frames so tests compute their expectations from the
+same rows independently of dbt.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import random
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+DATES = ["2026-11-01", "2026-11-02", "2026-11-03"]
+BLOCKED_DATE = "2026-11-04"
+LABELS = ("negative", "neutral", "positive")
+
+# Spark's Parquet types for each zone (see spark_jobs/ingest.py and infer.py).
+CURATED = pa.schema([("review_id", pa.string()), ("text", pa.string()), ("title", pa.string()),
+                     ("rating", pa.int32()), ("product_id", pa.string()), ("department", pa.string()),
+                     ("class", pa.string()), ("source_file", pa.string()), ("text_hash", pa.string())])
+QUARANTINE = pa.schema([("review_id", pa.string()), ("text", pa.string()), ("title", pa.string()),
+                        ("rating_raw", pa.string()), ("product_id", pa.string()),
+                        ("department", pa.string()), ("class", pa.string()),
+                        ("source_file", pa.string()), ("reasons", pa.list_(pa.string()))])
+LABELS_SCHEMA = pa.schema([("review_id", pa.string()), ("rating", pa.int32()), ("label", pa.string())])
+PREDICTIONS = pa.schema([("review_id", pa.string()), ("label", pa.string()), ("confidence", pa.float64()),
+                         ("score_negative", pa.float64()), ("score_neutral", pa.float64()),
+                         ("score_positive", pa.float64()), ("model_name", pa.string()),
+                         ("model_version", pa.string()), ("run_id", pa.string())])
+
+# product_id -> (department, class); product 1002 is once filed under another class.
+PRODUCTS = {"1078": ("Dresses", "Dresses"), "862": ("Tops", "Knits"), "1094": ("Dresses", "Dresses"),
+            "1002": ("Bottoms", "Jeans"), "868": ("Tops", "Knits")}
+QUARANTINED = [("", "", ["text_empty"]), ("Lovely fit", "7", ["rating_out_of_range"]),
+               ("", "five", ["rating_not_integer", "text_empty"])]
+TEXTS = {1: "Fell apart after one wash, returning it.", 2: "Poor fabric and the seams are crooked.",
+         3: "It is fine, nothing special.", 4: "Nice dress, fits well.", 5: "Love it, perfect for summer!"}
+
+
+@dataclass
+class Lake:
+    root: Path
+    curated: pd.DataFrame = field(default_factory=pd.DataFrame)
+    quarantine: pd.DataFrame = field(default_factory=pd.DataFrame)
+    labels: pd.DataFrame = field(default_factory=pd.DataFrame)
+    predictions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    shadow: pd.DataFrame = field(default_factory=pd.DataFrame)
+    runs: list[dict] = field(default_factory=list)
+
+
+def write_parquet(folder: Path, frame: pd.DataFrame, schema: pa.Schema) -> None:
+    """One Spark-like part file (plus _SUCCESS) in a partition folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+    pq.write_table(table, folder / f"part-00000-{uuid.uuid4()}-c000.zstd.parquet", compression="zstd")
+    (folder / "_SUCCESS").write_text("")
+
+
+def write_run(root: Path, stage: str, date: str, started: dt.datetime, seconds: float, status: str = "succeeded",
+              **fields) -> dict:
+    """A run record as spark_jobs.runlog writes it (sorted keys, ISO timestamps with offset)."""
+    run_id = started.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+    record = {"code_version": "0.1.0", "ended_at": (started + dt.timedelta(seconds=seconds)).isoformat(),
+              "ingest_date": date, "message": "", "model_name": None, "model_version": None, "outputs": {},
+              "rows_duplicate": None, "rows_in": None, "rows_out": None, "rows_rejected": None,
+              "run_id": run_id, "seconds": seconds, "stage": stage, "started_at": started.isoformat(),
+              "status": status}
+    record.update(fields)
+    folder = root / "_runs" / f"stage={stage}" / f"ingest_date={date}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{run_id}.json").write_text(json.dumps(record, sort_keys=True) + "\n")
+    return record
+
+
+def label_of(rating: int) -> str:
+    return "negative" if rating <= 2 else "neutral" if rating == 3 else "positive"
+
+
+def scores(rng: random.Random, rating: int, accuracy: float) -> tuple[str, dict[str, float]]:
+    """A prediction that is right with probability `accuracy`, with softmax-like scores."""
+    truth = label_of(rating)
+    label = truth if rng.random() < accuracy else rng.choice([x for x in LABELS if x != truth])
+    top = round(rng.uniform(0.45, 0.95), 4)
+    rest = round((1 - top) * rng.uniform(0.2, 0.8), 4)
+    others = [x for x in LABELS if x != label]
+    return label, {label: top, others[0]: rest, others[1]: round(1 - top - rest, 4)}
+
+
+def predict(rng: random.Random, docs: pd.DataFrame, version: int, run_id: str, accuracy: float) -> pd.DataFrame:
+    rows = []
+    for doc in docs.itertuples():
+        label, s = scores(rng, doc.rating, accuracy)
+        rows.append({"review_id": doc.review_id, "label": label, "confidence": s[label],
+                     "score_negative": s["negative"], "score_neutral": s["neutral"], "score_positive": s["positive"],
+                     "model_name": "review_sentiment", "model_version": str(version), "run_id": run_id})
+    return pd.DataFrame(rows)
+
+
+def write_lake(root: Path, *, seed: int = 7) -> Lake:
+    rng = random.Random(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    lake = Lake(root)
+    clock = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.timezone.utc)
+    curated, quarantine, labels, predictions, shadow = [], [], [], [], []
+
+    for day, date in enumerate(DATES):
+        source_file = f"raw/ingest_date={date}/source=reviews/reviews_{date}.csv"
+        docs = []
+        for i in range(12):
+            product = list(PRODUCTS)[(i + day) % len(PRODUCTS)]
+            department, product_class = PRODUCTS[product]
+            if product == "1002" and i == 3 and day == 0:
+                product_class = "Pants"
+            rating = rng.randint(1, 5)
+            text = TEXTS[rating] + f" (#{day}{i})"
+            docs.append({"review_id": f"r{day}{i:02d}", "text": text, "title": f"Review {i}", "rating": rating,
+                         "product_id": product, "department": department, "class": product_class,
+                         "source_file": source_file, "text_hash": hashlib.sha256(text.encode()).hexdigest()})
+        # one review without a product, department or class
+        docs.append({"review_id": f"r{day}99", "text": TEXTS[5] + f" (#{day}99)", "title": None, "rating": 5,
+                     "product_id": None, "department": None, "class": None, "source_file": source_file,
+                     "text_hash": hashlib.sha256(f"{day}99".encode()).hexdigest()})
+        docs = pd.DataFrame(docs)
+        rejected = pd.DataFrame([
+            {"review_id": f"q{day}{i}", "text": text, "title": None, "rating_raw": rating_raw, "product_id": "862",
+             "department": "Tops", "class": "Knits", "source_file": source_file, "reasons": reasons}
+            for i, (text, rating_raw, reasons) in enumerate(QUARANTINED[: 1 + day])])
+        duplicates = 1 if day == 1 else 0
+
+        if day == 2:  # a first attempt that crashed before writing anything
+            write_run(root, "ingest", date, clock, 1.5, status="failed", rows_in=len(docs) + len(rejected),
+                      message="Py4JJavaError: simulated executor loss")
+            clock += dt.timedelta(minutes=5)
+        ingest = write_run(root, "ingest", date, clock, 4.0, rows_in=len(docs) + len(rejected) + duplicates,
+                           rows_out=len(docs), rows_rejected=len(rejected), rows_duplicate=duplicates)
+        clock += dt.timedelta(minutes=1)
+        write_parquet(root / "curated" / f"ingest_date={date}", docs, CURATED)
+        write_parquet(root / "quarantine" / f"ingest_date={date}", rejected, QUARANTINE)
+        curated.append(docs.assign(ingest_date=date))
+        quarantine.append(rejected.assign(ingest_date=date))
+        if date != DATES[-1]:  # labels of the last batch have not arrived yet
+            lab = docs[["review_id", "rating"]].assign(label=docs.rating.map(label_of))
+            write_parquet(root / "labels" / f"ingest_date={date}", lab, LABELS_SCHEMA)
+            labels.append(lab.assign(ingest_date=date))
+        if day == 0:
+            write_run(root, "train", date, clock, 30.0, rows_in=len(docs), model_name="review_sentiment",
+                      model_version="1")
+            clock += dt.timedelta(minutes=1)
+
+        for version, accuracy in [(1, 0.7)] + ([(2, 0.85)] if day == 0 else []):
+            run = write_run(root, "infer", date, clock, 6.0, rows_in=len(docs), rows_out=len(docs),
+                            model_name="review_sentiment", model_version=str(version))
+            clock += dt.timedelta(minutes=1)
+            preds = predict(rng, docs, version, run["run_id"], accuracy)
+            write_parquet(root / "predictions" / f"ingest_date={date}" / f"model_version={version}", preds, PREDICTIONS)
+            predictions.append(preds.assign(ingest_date=date, model_version=version))
+        if day >= 1:
+            run = write_run(root, "shadow", date, clock, 5.0, rows_in=len(docs), rows_out=len(docs),
+                            model_name="review_sentiment_doc2vec", model_version="3")
+            clock += dt.timedelta(minutes=1)
+            preds = predict(rng, docs, 3, run["run_id"], 0.6).assign(model_name="review_sentiment_doc2vec")
+            write_parquet(root / "predictions_shadow" / f"ingest_date={date}" / "model_version=3", preds, PREDICTIONS)
+            shadow.append(preds.assign(ingest_date=date, model_version=3))
+
+    write_run(root, "ingest", BLOCKED_DATE, clock, 2.0, status="blocked", rows_in=9, rows_out=0, rows_rejected=9,
+              message="blocked: 100% of rows fail expect_column_values_to_not_be_null(text) (critical)")
+    write_run(root, "dbt", "all", clock + dt.timedelta(minutes=1), 7.5, message="PASS=90")
+
+    lake.curated, lake.quarantine = pd.concat(curated), pd.concat(quarantine)
+    lake.labels, lake.predictions, lake.shadow = pd.concat(labels), pd.concat(predictions), pd.concat(shadow)
+    lake.runs = [json.loads(p.read_text()) for p in sorted(root.glob("_runs/*/*/*.json"))]
+    return lake
