@@ -18,7 +18,7 @@ endif
 
 JOB := $(PY) -m spark_jobs
 
-.PHONY: setup run land replay ingest train infer dbt report test test-fast bench clean clean-lake help
+.PHONY: setup run land replay ingest train infer promote dbt report test test-fast bench clean clean-lake help
 
 help:
 	@echo "make setup | run [DATE=] [TARGET=emr] | land FILE= DATE= [SOURCE=] | replay"
@@ -43,7 +43,7 @@ $(JARS)/.resolved: jars/pom.xml
 ## run: land the corpus if the lake is empty, then ingest -> train -> infer -> dbt -> report
 run: setup
 ifeq ($(TARGET),emr)
-	@echo "TARGET=emr: the EMR launcher is not built yet; see emr/README.md" >&2; exit 2
+	$(PY) -m spark_jobs.emr_launcher run $(if $(filter 1 true yes,$(DRY_RUN)),--dry-run)
 else
 	$(JOB) run
 endif
@@ -54,8 +54,16 @@ land: setup
 replay: setup
 	$(JOB) replay
 
-ingest train infer report: setup
+ingest train report: setup
 	$(JOB) $@
+
+## infer DATE=... [RESCORE=1]: champion (+ challenger in shadow) scores a date
+infer: setup
+	$(JOB) infer $(if $(RESCORE),--rescore)
+
+## promote [VERSION=N] [FORCE=1]: promotion gate for a registered version (default: the challenger)
+promote: setup
+	$(JOB) promote $(if $(VERSION),--model-version $(VERSION)) $(if $(FORCE),--force)
 
 dbt: setup
 	$(JOB) dbt

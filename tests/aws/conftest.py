@@ -1,0 +1,260 @@
+"""AWS served by a moto server on 127.0.0.1 (ThreadedMotoServer, in this process), fake credentials.
+
+boto3 reaches it through AWS_ENDPOINT_URL, Spark through s3a settings, and moto's Step Functions
+executes state machines ("execution mode"). EMR steps never finish by themselves in moto: the
+`emr_worker` fixture plays the cluster, finishing each step the way a test asks.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from tests.conftest import make_settings
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"   # moto's account
+BUCKET = "nlp-test-bucket"
+
+
+@pytest.fixture(scope="package")
+def moto_url():
+    """The server and the environment pointing at it, for the tests of this folder only."""
+    import requests
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    port = server.get_host_and_port()[1]
+    url = f"http://127.0.0.1:{port}"
+    with pytest.MonkeyPatch.context() as env:
+        for key, value in {
+            "AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
+            # moto's state machine interpreter calls the other services on localhost:$MOTO_PORT
+            "MOTO_PORT": str(port),
+            "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",   # the EMR service role attaches one of AWS's
+        }.items():
+            env.setenv(key, value)
+        env.delenv("AWS_PROFILE", raising=False)
+        requests.post(f"{url}/moto-api/config", timeout=10,
+                      json={"stepfunctions": {"execute_state_machine": True}}).raise_for_status()
+        normalise_like_aws(env)
+        yield url
+    server.stop()
+
+
+def normalise_like_aws(env: pytest.MonkeyPatch) -> None:
+    """Two gaps in moto 5.2's port of LocalStack's state machine interpreter, filled as LocalStack and
+    AWS behave, so that the ASL written for AWS runs unchanged (gaps of the fake, not of our code):
+    - it leaves the request/response normalisation of task integrations stubbed out: AWS takes
+      PascalCase parameters for every service (StateMachineArn for Step Functions' camelCase API),
+      answers in PascalCase and reads a streamed S3 body into a string;
+    - it maps aws-sdk service names to boto3 names for sfn only: AWS's `aws-sdk:eventbridge:*` is
+      boto3's "events".
+    """
+    from botocore.session import get_session
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
+        StateTaskService,
+    )
+    from moto.stepfunctions.parser.utils import camel_to_snake_case
+
+    session = get_session()
+
+    def operation(task, service, action):
+        model = session.get_service_model(task._get_boto_service_name(service))
+        names = {camel_to_snake_case(name): name for name in model.operation_names}
+        return model.operation_model(names[task._get_boto_service_action(action)])
+
+    def normalise_parameters(self, parameters, boto_service_name=None, service_action_name=None):
+        shape = operation(self, boto_service_name, service_action_name).input_shape
+        if shape is not None:
+            self._to_boto_request(parameters, shape)
+
+    def normalise_response(self, response, boto_service_name=None, service_action_name=None):
+        shape = operation(self, boto_service_name, service_action_name).output_shape
+        if shape is not None:
+            self._from_boto_response(response, shape)
+
+    env.setattr(StateTaskService, "_normalise_parameters", normalise_parameters)
+    env.setattr(StateTaskService, "_normalise_response", normalise_response)
+    env.setitem(StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES, "eventbridge", "events")
+
+
+def client(service: str):
+    import boto3
+
+    return boto3.client(service, region_name=REGION)
+
+
+def settings_under(root: Path, **overrides):
+    """Settings of a deployment into moto, with second-long waits and a small stand-in model folder."""
+    model = root / "models" / "all-MiniLM-L6-v2-onnx"
+    (model / "assets").mkdir(parents=True, exist_ok=True)
+    (model / "model.onnx").write_bytes(b"onnx stand-in")
+    (model / "assets" / "vocab.txt").write_text("[PAD]\n[UNK]\n")
+    values = dict(aws_bucket=BUCKET, aws_region=REGION, emr_poll_seconds=1, sfn_retry_interval_seconds=1,
+                  embeddings_model_dir=str(model))
+    values.update(overrides)
+    return make_settings(root, **values)
+
+
+@pytest.fixture
+def aws_settings(tmp_path, moto_url):
+    """Settings factory; tests that deploy their own stack give it its own aws_stack_name and bucket."""
+    return lambda **overrides: settings_under(tmp_path, **overrides)
+
+
+@pytest.fixture(scope="package")
+def stack(tmp_path_factory, moto_url):
+    """The project deployed once into moto (stack nlp-batch, bucket nlp-test-bucket) and an inbox
+    subscribed to its notification topic."""
+    launcher = deployed(settings_under(tmp_path_factory.mktemp("stack")), [])
+    return launcher, sns_inbox(launcher.values["TopicArn"])
+
+
+@dataclass
+class EmrWorker:
+    """Plays the EMR cluster: runs each cluster's steps in order, one at a time.
+
+    `outcome(stage, args)` says how a step ends: "COMPLETED", "FAILED", or "BLOCKED" (ingest exits 3:
+    the step completes and the run record says blocked, as run_stage.sh --blocked-ok does). A
+    completed ingest writes its run record to the s3a lake with the project's own runlog.
+    """
+    lake_settings: object
+    outcome: Callable[[str, list[str]], str] = lambda stage, args: "COMPLETED"
+    steps: list[tuple[str, list[str], str]] = field(default_factory=list)   # (cluster id, args, state)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def _backend(self):
+        from moto.emr.models import emr_backends
+
+        return emr_backends[ACCOUNT][REGION]
+
+    def loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception as exc:   # a broken worker must fail the test, not hang it
+                self.steps.append(("worker-error", [repr(exc)], "ERROR"))
+                return
+            time.sleep(0.05)
+
+    def tick(self) -> None:
+        for cluster in list(self._backend().clusters.values()):
+            if cluster.state in ("TERMINATING", "TERMINATED"):
+                continue
+            open_steps = [s for s in cluster.steps if s.state in ("PENDING", "RUNNING")]
+            if not open_steps:
+                continue
+            step = open_steps[0]
+            args = list(step.args)
+            stage = next(a for a in args[1:] if not a.startswith("--"))
+            date = args[args.index("--date") + 1] if "--date" in args else ""
+            result = self.outcome(stage, args)
+            if stage == "ingest" and result in ("COMPLETED", "BLOCKED"):
+                self.write_ingest_record(date, blocked=result == "BLOCKED")
+            step.state = "FAILED" if result == "FAILED" else "COMPLETED"
+            self.steps.append((cluster.id, args, step.state))
+            if step.state == "FAILED" and step.action_on_failure == "CANCEL_AND_WAIT":
+                for later in open_steps[1:]:
+                    later.state = "CANCELLED"
+
+    def write_ingest_record(self, date: str, blocked: bool) -> None:
+        from spark_jobs.runlog import RunRecord, write
+
+        message = (f"ingest {date}: batch blocked by critical expectations: text is null in 40% of rows"
+                   if blocked else "")
+        write(self.lake_settings, RunRecord(stage="ingest", ingest_date=date,
+                                             status="blocked" if blocked else "succeeded", message=message))
+
+    def stage_args(self) -> list[list[str]]:
+        return [args for _, args, _ in self.steps]
+
+    def clusters(self) -> list[str]:
+        """The clusters this test's steps ran on, in order of first use."""
+        return list(dict.fromkeys(cluster for cluster, _, _ in self.steps))
+
+
+@pytest.fixture
+def emr_worker(aws_settings):
+    worker = EmrWorker(lake_settings=aws_settings(lake_root=f"s3a://{BUCKET}/lake"))
+    thread = threading.Thread(target=worker.loop, daemon=True)
+    thread.start()
+    yield worker
+    worker._stop.set()
+    thread.join(timeout=5)
+    assert not [s for s in worker.steps if s[2] == "ERROR"], worker.steps
+
+
+def sns_inbox(topic_arn: str) -> Callable[[], list[dict]]:
+    """Subscribe an SQS queue to the topic; returns a function that drains the notifications."""
+    sqs, sns = client("sqs"), client("sns")
+    queue_url = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+
+    def drain() -> list[dict]:
+        out = []
+        while True:
+            got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+            if not got.get("Messages"):
+                return out
+            for m in got["Messages"]:
+                out.append(json.loads(m["Body"]))
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+    return drain
+
+
+def wait_for_execution(arn: str, timeout: float = 60) -> dict:
+    sfn = client("stepfunctions")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = sfn.describe_execution(executionArn=arn)
+        if status["status"] != "RUNNING":
+            return status
+        time.sleep(0.2)
+    raise AssertionError(f"execution {arn} still running after {timeout}s")
+
+
+EMR_DIR = Path(__file__).resolve().parents[2] / "emr"
+
+
+def deliver(rule: str, source: str, detail_type: str, detail: dict, pattern: str | None = None) -> list:
+    """What the deployed rule would hand its target for such an event (the input after its
+    InputTransformer), or [] when its pattern does not match. moto cannot target a state machine, so a
+    probe rule with the same pattern and transformer, on a bus of its own, targets an SQS queue instead."""
+    events, sqs = client("events"), client("sqs")
+    target = events.list_targets_by_rule(Rule=rule)["Targets"][0]
+    pattern = pattern or events.describe_rule(Name=rule)["EventPattern"]
+    probe = f"probe-{uuid.uuid4().hex[:8]}"
+    queue_url = sqs.create_queue(QueueName=probe)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.create_event_bus(Name=probe)
+    events.put_rule(Name=probe, EventBusName=probe, EventPattern=pattern)
+    probe_target = {"Id": "queue", "Arn": queue_arn}
+    if "InputTransformer" in target:
+        probe_target["InputTransformer"] = target["InputTransformer"]
+    events.put_targets(Rule=probe, EventBusName=probe, Targets=[probe_target])
+    events.put_events(Entries=[{"Source": source, "DetailType": detail_type, "Detail": json.dumps(detail),
+                                "EventBusName": probe}])
+    got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+    return [json.loads(m["Body"]) for m in got]
+
+
+def deployed(settings, lines: list[str]):
+    """The launcher's deployment in moto, ready to run. moto applies a bucket policy without evaluating
+    its conditions, so DenyNonTLS would refuse every object request, TLS or not: it is dropped here
+    (test_policies.py covers the policy itself)."""
+    from spark_jobs.emr_launcher import Launcher
+
+    launcher = Launcher(settings, out=lines.append)
+    launcher.deploy()
+    client("s3").delete_bucket_policy(Bucket=settings.aws_bucket)
+    return launcher
