@@ -1,7 +1,8 @@
 """Command line: `python -m spark_jobs <command> [--date D] [--any-setting value]`.
 
 Exit codes: 0 ok; 1 unexpected error; 2 bad setting or missing input; 3 batch blocked by a critical
-expectation; 4 no usable champion model; 5 no training data; 6 report notebook failed; 7 dbt failed.
+expectation; 4 no usable champion model; 5 no training data; 6 report notebook failed; 7 dbt failed;
+8 the date is being processed by another run.
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ COMMANDS = {
     "replay": "land the review corpus as daily batches",
     "ingest": "validate and curate one landed --date",
     "train": "train, evaluate and register a model (champion when none)",
-    "infer": "score --date with the champion (--rescore to redo)",
+    "infer": "score --date with the champion, and the challenger in shadow (--rescore to redo)",
+    "promote": "promotion gate for --model-version (default: the challenger); --force skips the gate",
     "dbt": "build and test the warehouse",
     "report": "monitoring report for --date",
 }
@@ -29,6 +31,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("command", choices=sorted(COMMANDS), help="; ".join(f"{k}: {v}" for k, v in COMMANDS.items()))
     p.add_argument("--file", help="file to land")
     p.add_argument("--rescore", action="store_true", help="infer: score again even if already scored")
+    p.add_argument("--force", action="store_true", help="promote: make the version champion without the gate")
     settings_mod.add_arguments(p)
     return p
 
@@ -94,4 +97,8 @@ def dispatch(args, s) -> int:
             from . import infer
 
             infer.run(spark, s, _need_date(s), rescore=args.rescore)
+        elif cmd == "promote":
+            from . import promotion
+
+            promotion.run(spark, s, force=args.force)
     return 0

@@ -1,11 +1,16 @@
-"""Inference job: the registry's champion scores each curated partition it has not scored yet.
+"""Inference job: the registry's champion scores each curated partition it has not scored yet, and
+the challenger, when one is set, scores the same rows in shadow.
 
-Output: predictions/ingest_date=D/model_version=V/, one row per curated document with label,
-confidence, per-class scores, model name, version and the run id that wrote it.
+    predictions/ingest_date=D/model_version=V/          the champion's: what analysts see
+    predictions_shadow/ingest_date=D/model_version=V/   the challenger's, never mixed in
+
+One row per curated document: label, confidence, per-class scores, flags (long_text, non_english),
+model name, version and the run id that wrote it. A (date, version) already scored is skipped unless
+`--rescore`, so re-runs do no repeated work and a promotion re-scores history on the next run.
 """
 from __future__ import annotations
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from . import registry
 from .lake import Lake, partition_exists, write_partition
@@ -14,41 +19,50 @@ from .runlog import RunRecord, StageStopped, stage_run
 from .settings import Settings
 from .spark import scoring_partitions
 
-_loaded: dict[str, object] = {}  # model uri -> fitted pipeline, loaded once per process
 
-
-def score(model, curated, ref: registry.ModelRef, run_id: str):
+def score(model, curated: DataFrame, ref: registry.ModelRef, run_id: str, max_pieces: int) -> DataFrame:
     """Pure: curated documents -> prediction rows."""
-    return predictions_from(model.transform(curated), ref.name, ref.version, run_id)
+    return predictions_from(model.transform(curated), ref.name, ref.version, run_id, max_pieces)
 
 
-def run(spark: SparkSession, settings: Settings, date: str, rescore: bool = False) -> RunRecord:
-    lake = Lake(settings)
-    with stage_run(settings, "infer", date) as rec:
-        ref = registry.champion(settings)
-        if ref is None:
+def run(spark: SparkSession, settings: Settings, date: str, rescore: bool = False) -> list[RunRecord]:
+    champion = registry.champion(settings)
+    if champion is None:
+        with stage_run(settings, "infer", date):
             raise StageStopped(
                 f"infer {date}: no '{registry.CHAMPION}' alias on model {settings.model_name} in "
                 f"{settings.mlflow_uri} (run `make train` first)", exit_code=registry.EXIT_NO_CHAMPION, status="failed")
+    records = [_score(spark, settings, date, champion, "predictions", "infer", rescore)]
+    challenger = registry.model_by_alias(settings, registry.CHALLENGER)
+    if challenger and challenger.version != champion.version:
+        records.append(_score(spark, settings, date, challenger, "predictions_shadow", "shadow", rescore))
+    return records
+
+
+def _score(spark, settings: Settings, date: str, ref: registry.ModelRef, zone: str, stage: str,
+           rescore: bool) -> RunRecord:
+    lake = Lake(settings)
+    with stage_run(settings, stage, date) as rec:
         rec.model_name, rec.model_version = ref.name, ref.version
         source = lake.partition("curated", date)
         if not partition_exists(spark, source):
-            raise StageStopped(f"infer {date}: no curated partition at {source} (run ingest first)",
+            raise StageStopped(f"{stage} {date}: no curated partition at {source} (run ingest first)",
                                exit_code=2, status="failed")
-        target = lake.partition("predictions", date, model_version=ref.version)
+        target = lake.partition(zone, date, model_version=ref.version)
         if partition_exists(spark, target) and not rescore:
             rec.status = "skipped"
             rec.message = f"already scored by {ref.name} v{ref.version}"
             return rec
-        if ref.uri not in _loaded:
-            try:
-                _loaded[ref.uri] = registry.load_pipeline(settings, ref)
-            except Exception as exc:
-                raise StageStopped(f"infer {date}: champion {ref.uri} cannot be loaded: {exc}".splitlines()[0],
-                                   exit_code=registry.EXIT_NO_CHAMPION, status="failed") from exc
+        try:
+            model = registry.load_pipeline(settings, ref)
+        except Exception as exc:
+            raise StageStopped(f"{stage} {date}: model {ref.uri} cannot be loaded: {exc}".splitlines()[0],
+                               exit_code=registry.EXIT_NO_CHAMPION, status="failed") from exc
         curated = spark.read.parquet(source).repartition(scoring_partitions(spark, settings), "review_id")
         rec.rows_in = curated.count()
-        write_partition(spark, score(_loaded[ref.uri], curated, ref, rec.run_id), target)
-        rec.rows_out = spark.read.parquet(target).count()
-        rec.outputs["predictions"] = target
+        write_partition(spark, score(model, curated, ref, rec.run_id, settings.max_sentence_length), target)
+        written = spark.read.parquet(target)
+        rec.rows_out = written.count()
+        rec.outputs.update({"predictions": target,
+                            "flagged": written.where("size(flags) > 0").count()})
     return rec

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -169,12 +170,18 @@ def run(spark: SparkSession, settings: Settings, date: str) -> RunRecord:
 
 
 def _ingest(spark: SparkSession, settings: Settings, lake: Lake, date: str, rec: RunRecord) -> None:
+    timings = rec.outputs.setdefault("seconds", {})
+    clock = time.monotonic()
     batch = read_batch(spark, settings, date).cache()
     rec.rows_in = batch.count()
     notes = [r.decode_note for r in batch.select("source_file", "decode_note").where("decode_note is not null").distinct().collect()]
     if notes:
         rec.outputs["read_notes"] = sorted(set(notes))
-    _gate(settings, lake, date, batch, rec)
+    timings["read"], clock = round(time.monotonic() - clock, 2), time.monotonic()
+    try:
+        _gate(settings, lake, date, batch, rec)
+    finally:
+        timings["validate"], clock = round(time.monotonic() - clock, 2), time.monotonic()
 
     curated, quarantine, duplicates = split(batch, earlier_batches(spark, lake, date))
     targets = {z: lake.partition(z, date) for z in ("curated", "quarantine", "duplicates", "labels")}
@@ -192,6 +199,7 @@ def _ingest(spark: SparkSession, settings: Settings, lake: Lake, date: str, rec:
     if truncated:
         rec.outputs["texts_truncated"] = truncated
     rec.outputs.update(targets)
+    timings["split_write"] = round(time.monotonic() - clock, 2)
     if rec.rows_in != rec.rows_out + rec.rows_rejected + rec.rows_duplicate:
         raise RuntimeError(
             f"ingest {date}: counts do not reconcile: landed {rec.rows_in} != curated {rec.rows_out} "

@@ -1,21 +1,37 @@
-"""Spark NLP pipeline definitions and the rating -> label rule.
+"""Spark NLP pipeline definitions, the rating -> label rule and the prediction row shape.
 
-MiniLM sentence embeddings: the model in `embeddings_model_dir` is all-MiniLM-L6-v2 as ONNX (BERT
-WordPiece vocabulary, attention-masked mean pooling of last_hidden_state). Spark NLP 5.5.3, the
-newest release the Maven mirror serves here, has no `MiniLMEmbeddings` (added in 6.x); its
-`E5Embeddings` runs exactly that computation on a BERT-layout ONNX model (WordPiece with [CLS]/[SEP],
-mean of last_hidden_state). Spark NLP 5.5.3's ONNX path marks padding as attended, so only a batch
-of one is exact; `embeddings_batch_size` defaults to 1 and tests/integration checks the vectors
-against a plain ONNX Runtime run of the same model.
+Two pipelines, both fitted by train.py and served from the MLflow registry:
+
+- `minilm_logreg`: DocumentAssembler -> MiniLM sentence embeddings (ONNX, Spark NLP) -> Spark ML
+  multinomial logistic regression. The model in `embeddings_model_dir` is all-MiniLM-L6-v2 (BERT
+  WordPiece vocabulary, attention-masked mean pooling of last_hidden_state). Spark NLP 5.5.3, the
+  newest release the Maven mirror here serves, has no `MiniLMEmbeddings` (a 6.x annotator); its
+  `E5Embeddings` runs exactly that computation on a BERT-layout ONNX model. Its ONNX path marks
+  padding as attended, so only a batch of one is exact: `embeddings_batch_size` defaults to 1, and
+  tests/unit/test_nlp.py checks the vectors against plain ONNX Runtime.
+  ClassifierDLApproach would be the all-Spark-NLP head, but with TF-Java 0.4.2 standing in for
+  John Snow Labs' tensorflow-cpu 0.4.4 build (not served here) it trains to the class prior only
+  (measured: every row predicted positive); logistic regression on the same vectors learns.
+- `tfidf_logreg`: Spark NLP Tokenizer + Normalizer -> Spark ML uni- and bigram counts, IDF ->
+  logistic regression. Light enough for any CPU.
+
+Both read `model_text` = title + ". " + text (the title carries much of the sentiment).
 """
 from __future__ import annotations
+
+import os
+import shutil
 
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from .settings import Settings, SettingsError
+from .settings import PROJECT_ROOT, Settings, SettingsError
 
 LABELS = ("negative", "neutral", "positive")
+PIPELINES = ("tfidf_logreg", "minilm_logreg")
+
+# The one place the model input is composed, as a Spark ML stage so serving uses the same rule.
+MODEL_TEXT_SQL = ("SELECT *, concat_ws('. ', nullif(trim(title), ''), text) AS model_text FROM __THIS__")
 
 
 def label_of_rating(rating: Column) -> Column:
@@ -24,57 +40,128 @@ def label_of_rating(rating: Column) -> Column:
             .when(rating >= 4, "positive"))
 
 
-def sentence_embeddings(spark, settings: Settings, input_col: str = "document", output_col: str = "sentence_embeddings"):
-    import os
-
-    from sparknlp.annotator import E5Embeddings
-
-    folder = settings.embeddings_model_dir
-    for needed in ("model.onnx", "assets/vocab.txt"):
-        if not os.path.isfile(os.path.join(folder, needed)):
-            raise SettingsError(
-                f"setting embeddings_model_dir={folder}: {needed} is missing (expected an ONNX BERT-layout "
-                "sentence-embedding model; see README 'Use your own data and model')")
-    return (E5Embeddings.loadSavedModel(folder, spark)
-            .setInputCols([input_col]).setOutputCol(output_col)
-            .setBatchSize(settings.embeddings_batch_size)
-            .setMaxSentenceLength(settings.max_sentence_length)
-            .setDimension(384))
-
-
-def minilm_logreg(spark, settings: Settings):
-    """DocumentAssembler -> MiniLM sentence embeddings -> Spark ML multinomial logistic regression.
-
-    Expects `label_index` (position in LABELS) and `weight` columns when fitting; see train.py.
-    ClassifierDLApproach would be the all-Spark-NLP head, but with TF-Java 0.4.2 standing in for
-    John Snow Labs' tensorflow-cpu 0.4.4 build (not served here) it trains to the class prior only
-    (measured: every row predicted positive); logistic regression on the same embeddings learns.
-    """
-    from pyspark.ml import Pipeline
-    from pyspark.ml.classification import LogisticRegression
-    from pyspark.ml.feature import SQLTransformer
-    from sparknlp.base import DocumentAssembler, EmbeddingsFinisher
-
-    document = DocumentAssembler().setInputCol("text").setOutputCol("document").setCleanupMode("shrink")
-    finisher = (EmbeddingsFinisher().setInputCols(["sentence_embeddings"]).setOutputCols(["embedding_vectors"])
-                .setOutputAsVector(True))
-    # One document is one "sentence" here, so the first (only) vector is the document's.
-    features = SQLTransformer(statement="SELECT *, element_at(embedding_vectors, 1) AS features FROM __THIS__")
-    classifier = LogisticRegression(featuresCol="features", labelCol="label_index", weightCol="weight",
-                                    family="multinomial", maxIter=settings.train_max_iter,
-                                    regParam=settings.train_reg_param)
-    return Pipeline(stages=[document, sentence_embeddings(spark, settings), finisher, features, classifier])
-
-
 def label_index(label: Column) -> Column:
-    """Position of the label in LABELS (the classifier's class order)."""
+    """Position of the label in LABELS (the classifiers' class order)."""
     out = F.lit(None).cast("double")
     for i, name in reversed(list(enumerate(LABELS))):
         out = F.when(label == name, F.lit(float(i))).otherwise(out)
     return out
 
 
-def predictions_from(scored, model_name: str, model_version: str, run_id: str):
+def embeddings_model_folder(settings: Settings) -> str:
+    """The ONNX model folder to load: the configured one, or its int8-quantised copy."""
+    folder = settings.embeddings_model_dir
+    for needed in ("model.onnx", "assets/vocab.txt"):
+        if not os.path.isfile(os.path.join(folder, needed)):
+            raise SettingsError(
+                f"setting embeddings_model_dir={folder}: {needed} is missing (expected an ONNX BERT-layout "
+                "sentence-embedding model; see README 'Use your own data and model')")
+    if not settings.onnx_int8:
+        return folder
+    return quantised_copy(folder, os.path.join(PROJECT_ROOT, ".cache", "models"))
+
+
+def quantised_copy(folder: str, cache: str) -> str:
+    """Dynamic int8 quantisation (onnxruntime.quantization) of model.onnx, made once and cached."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    target = os.path.join(cache, os.path.basename(os.path.normpath(folder)) + "-int8")
+    model = os.path.join(target, "model.onnx")
+    if not os.path.isfile(model):
+        tmp = target + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(folder, tmp, ignore=shutil.ignore_patterns("model.onnx"))
+        quantize_dynamic(os.path.join(folder, "model.onnx"), os.path.join(tmp, "model.onnx"),
+                         weight_type=QuantType.QInt8)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(tmp, target)
+    return target
+
+
+def sentence_embeddings(spark, settings: Settings, input_col: str = "document", output_col: str = "sentence_embeddings"):
+    from sparknlp.annotator import E5Embeddings
+
+    return (E5Embeddings.loadSavedModel(embeddings_model_folder(settings), spark)
+            .setInputCols([input_col]).setOutputCol(output_col)
+            .setBatchSize(settings.embeddings_batch_size)
+            .setMaxSentenceLength(settings.max_sentence_length)
+            .setDimension(384))
+
+
+def _classifier(settings: Settings, pipeline_name: str, standardize: bool = True):
+    from pyspark.ml.classification import LogisticRegression
+
+    return LogisticRegression(featuresCol="features", labelCol="label_index", weightCol="weight",
+                              family="multinomial", maxIter=settings.train_max_iter,
+                              regParam=settings.reg_param(pipeline_name), standardization=standardize)
+
+
+def minilm_logreg(spark, settings: Settings):
+    """model_text -> MiniLM sentence embeddings (Spark NLP) -> logistic regression (Spark ML)."""
+    from pyspark.ml import Pipeline
+    from pyspark.ml.feature import SQLTransformer
+    from sparknlp.base import DocumentAssembler, EmbeddingsFinisher
+
+    return Pipeline(stages=[
+        SQLTransformer(statement=MODEL_TEXT_SQL),
+        DocumentAssembler().setInputCol("model_text").setOutputCol("document").setCleanupMode("shrink"),
+        sentence_embeddings(spark, settings),
+        EmbeddingsFinisher().setInputCols(["sentence_embeddings"]).setOutputCols(["embedding_vectors"])
+        .setOutputAsVector(True),
+        # One document is one "sentence" here, so the first (only) vector is the document's.
+        SQLTransformer(statement="SELECT *, element_at(embedding_vectors, 1) AS features FROM __THIS__"),
+        _classifier(settings, "minilm_logreg"),
+    ])
+
+
+def tfidf_logreg(spark, settings: Settings):
+    """model_text -> Spark NLP tokens, normalised -> uni+bigram counts, IDF -> logistic regression."""
+    from pyspark.ml import Pipeline
+    from pyspark.ml.feature import IDF, CountVectorizer, NGram, SQLTransformer
+    from pyspark.ml.feature import Normalizer as VectorNormalizer
+    from sparknlp.annotator import Normalizer, Tokenizer
+    from sparknlp.base import DocumentAssembler, Finisher
+
+    return Pipeline(stages=[
+        SQLTransformer(statement=MODEL_TEXT_SQL),
+        DocumentAssembler().setInputCol("model_text").setOutputCol("document").setCleanupMode("shrink"),
+        Tokenizer().setInputCols(["document"]).setOutputCol("token"),
+        # Lower-cased words; apostrophes kept so "didn't" stays one negating token.
+        Normalizer().setInputCols(["token"]).setOutputCol("normal").setLowercase(True)
+        .setCleanupPatterns(["[^\\w']"]),
+        Finisher().setInputCols(["normal"]).setOutputCols(["words"]).setOutputAsArray(True),
+        NGram(n=2, inputCol="words", outputCol="bigrams"),
+        SQLTransformer(statement="SELECT *, concat(words, bigrams) AS terms FROM __THIS__"),
+        CountVectorizer(inputCol="terms", outputCol="counts", minDF=2.0, vocabSize=1 << 18),
+        IDF(inputCol="counts", outputCol="tfidf"),
+        # Unit-length rows and no per-feature standardisation: standardising sparse TF-IDF inflates
+        # rare terms (measured: test macro-F1 0.586 with it, 0.662 without).
+        VectorNormalizer(inputCol="tfidf", outputCol="features", p=2.0),
+        _classifier(settings, "tfidf_logreg", standardize=False),
+    ])
+
+
+def pipeline(name: str, spark, settings: Settings):
+    builders = {"tfidf_logreg": tfidf_logreg, "minilm_logreg": minilm_logreg}
+    if name not in builders:
+        raise SettingsError(f"unknown pipeline {name!r}: expected one of {', '.join(PIPELINES)}")
+    return builders[name](spark, settings)
+
+
+_ENGLISH = r"\b(the|and|is|it|to|of|this|was|for|in|my|with|but|not|so|very|on|you|are|be|have|i|a)\b"
+
+
+def flags(text: Column, max_pieces: int) -> Column:
+    """Texts the model sees differently from most: longer than the encoder reads (~4 characters
+    a word piece), or probably not English (no common English word at all)."""
+    lowered = F.lower(text)
+    return F.filter(F.array(
+        F.when(F.length(text) > max_pieces * 4, F.lit("long_text")),
+        F.when((F.length(text) >= 20) & ~lowered.rlike(_ENGLISH), F.lit("non_english")),
+    ), lambda f: f.isNotNull())
+
+
+def predictions_from(scored, model_name: str, model_version: str, run_id: str, max_pieces: int = 256):
     """Flattens the classifier's output into one prediction row per document."""
     from pyspark.ml.functions import vector_to_array
 
@@ -85,6 +172,7 @@ def predictions_from(scored, model_name: str, model_version: str, run_id: str):
         label.alias("label"),
         F.array_max(probs).alias("confidence"),
         *[probs[i].alias(f"score_{name}") for i, name in enumerate(LABELS)],
+        flags(F.col("text"), max_pieces).alias("flags"),
         F.lit(model_name).alias("model_name"),
         F.lit(str(model_version)).alias("model_version"),
         F.lit(run_id).alias("run_id"),

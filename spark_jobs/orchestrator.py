@@ -1,7 +1,10 @@
 """Local orchestrator: the same stage order as the cloud state machine (emr/).
 
-    replay (when the lake is empty) -> for each pending date: ingest -> train (if no champion)
-    -> infer  ->  dbt build  ->  report for each date scored in this run (or without a report)
+    replay (when the lake is empty) -> ingest each pending date -> train (only when there is no
+    champion yet: each configured pipeline through the promotion gate) -> infer each date (champion,
+    and the challenger in shadow) -> dbt build -> report for each date scored in this run
+
+A daily run has one pending date; a first run backfills every landed date and trains on all of them.
 
 Each stage is idempotent, so running the whole thing twice changes no counts.
 """
@@ -12,7 +15,7 @@ import time
 
 from . import infer, ingest, registry, replay, report, train, warehouse
 from .lake import Lake, partition_exists
-from .runlog import RunRecord
+from .runlog import RunRecord, StageStopped
 from .settings import Settings
 from .spark import get_spark
 
@@ -30,18 +33,20 @@ def run_pipeline(settings: Settings, log=print) -> list[RunRecord]:
         replay.replay(settings, log=log)
     dates = pending_dates(settings)
     if not dates:
-        raise SystemExit(f"nothing to do: no landed batch for {settings.date or 'any date'} under {lake.zone('raw')}")
+        raise StageStopped(f"nothing to do: no landed batch for {settings.date or 'any date'} under {lake.zone('raw')}",
+                           exit_code=2, status="failed")
 
     spark = get_spark(settings)
     scored: list[str] = []
     for date in dates:
         if settings.date or not partition_exists(spark, lake.partition("curated", date)):
             records.append(ingest.run(spark, settings, date))
-        if registry.champion(settings) is None:
-            records.append(train.run(spark, settings, date))
-        rec = infer.run(spark, settings, date)
-        records.append(rec)
-        if rec.status == "succeeded":
+    if registry.champion(settings) is None:  # first run: learn from every batch at hand
+        records += train.run(spark, settings, dates[-1])
+    for date in dates:
+        scoring = infer.run(spark, settings, date)
+        records += scoring
+        if any(r.status == "succeeded" for r in scoring):
             scored.append(date)
 
     records.append(warehouse.run(settings))
@@ -66,11 +71,13 @@ def summarise(spark, settings: Settings, records: list[RunRecord], seconds: floa
     log(f"Done in {seconds:.0f}s. {sum(r.status == 'succeeded' for r in records)} stage runs succeeded, "
         f"{sum(r.status == 'skipped' for r in records)} skipped (already done).")
     log(f"  lake        {lake.root}: {len(lake.dates('raw'))} landed dates; curated {rows('curated'):,} rows, "
-        f"quarantine {rows('quarantine'):,}, duplicates {rows('duplicates'):,}, predictions {rows('predictions'):,}")
+        f"quarantine {rows('quarantine'):,}, duplicates {rows('duplicates'):,}, predictions {rows('predictions'):,}, "
+        f"shadow predictions {rows('predictions_shadow'):,}")
     log(f"  data docs   {lake.zone('_quality')}/ingest_date=<D>/data_docs/index.html")
     log(f"  run records {lake.zone('_runs')}")
+    challenger = registry.model_by_alias(settings, registry.CHALLENGER)
     log(f"  mlflow      {settings.mlflow_uri} (artifacts {settings.path('mlflow_artifact_root')}); "
-        f"champion: {champ.uri if champ else 'none'}")
+        f"champion: {champ.uri if champ else 'none'}; challenger: {challenger.uri if challenger else 'none'}")
     log(f"  warehouse   {settings.path('warehouse_path')}: "
         f"duckdb {settings.warehouse_path} \"select * from mart_daily_sentiment\"")
     for r in reports:

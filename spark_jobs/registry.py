@@ -72,17 +72,31 @@ def log_pipeline(settings: Settings, pipeline_model, name: str = "model") -> Mod
     import mlflow.spark
 
     client(settings)
-    info = mlflow.spark.log_model(pipeline_model, artifact_path=name,
-                                  registered_model_name=settings.model_name)
+    mlflow.spark.log_model(pipeline_model, artifact_path=name, registered_model_name=settings.model_name)
     run = mlflow.active_run()
     versions = client(settings).search_model_versions(f"name='{settings.model_name}' and run_id='{run.info.run_id}'")
     version = max(int(v.version) for v in versions)
-    del info
     return ModelRef(settings.model_name, str(version), run.info.run_id)
+
+
+def version(settings: Settings, number: str) -> ModelRef | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mv = client(settings).get_model_version(settings.model_name, str(number))
+    except MlflowException:
+        return None
+    return ModelRef(settings.model_name, str(mv.version), mv.run_id)
+
+
+_loaded: dict[str, object] = {}  # (tracking uri, model uri) -> fitted pipeline, loaded once per process
 
 
 def load_pipeline(settings: Settings, ref: ModelRef):
     import mlflow.spark
 
-    client(settings)
-    return mlflow.spark.load_model(ref.uri)
+    key = f"{settings.mlflow_uri}|{ref.uri}"
+    if key not in _loaded:
+        client(settings)
+        _loaded[key] = mlflow.spark.load_model(ref.uri)
+    return _loaded[key]

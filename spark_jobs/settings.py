@@ -72,16 +72,25 @@ class Settings:
         default=1,
     )
     max_sentence_length: int = _doc("word pieces per text fed to the encoder", default=256)
+    onnx_int8: bool = _doc("score with a dynamically int8-quantised copy of the ONNX model (CPU speed-up)",
+                           default=False)
     onnx_threads: int = _doc(
         "ONNX Runtime intra-op threads per Spark task (1 with one task per core measured fastest; 0 = Spark NLP's default)",
         default=1,
     )
     scoring_partitions: int = _doc("partitions to score in parallel (0 = one per Spark core)", default=0)
+    train_pipelines: str = _doc("pipelines `make train` fits, in order, each through the promotion gate "
+                                "(tfidf_logreg, minilm_logreg)", default="tfidf_logreg,minilm_logreg")
     train_max_iter: int = _doc("logistic regression iterations", default=200)
-    train_reg_param: float = _doc("logistic regression L2 regularisation", default=0.001)
+    tfidf_reg_param: float = _doc("L2 regularisation of the TF-IDF pipeline's logistic regression", default=0.0001)
+    minilm_reg_param: float = _doc("L2 regularisation of the MiniLM pipeline's logistic regression", default=0.01)
     class_weighting: str = _doc("balanced (weight classes by inverse frequency) or none", default="balanced")
+    promotion_margin: float = _doc("macro-F1 a candidate must gain over the champion, on the same test set, "
+                                   "to replace it", default=0.005)
+    model_version: str = _doc("model version for `make promote` (empty = the challenger)", default="")
     train_max_rows: int = _doc("cap on training rows, sampled deterministically (0 = all)", default=0)
-    test_fraction: float = _doc("share of labelled rows held out for evaluation", default=0.2)
+    test_fraction: float = _doc("share of labelled rows held out for testing (by a hash of review_id)", default=0.2)
+    validation_fraction: float = _doc("share of labelled rows held out for validation", default=0.1)
     seed: int = _doc("seed for every random choice", default=42)
 
     # --- Spark -------------------------------------------------------------------------------------
@@ -107,6 +116,48 @@ class Settings:
     sfn_retry_interval_seconds: int = _doc("seconds between the state machine's retries of a failed task", default=60)
     athena_workgroup: str = _doc("Athena workgroup dbt runs in on AWS", default="primary")
     athena_schema: str = _doc("Glue database dbt builds the marts in on AWS", default="nlp_marts")
+
+    # --- monitoring report: spark_jobs/report.py, spark_jobs/monitoring.py, notebooks/monitoring_report.ipynb --
+    # Each threshold crossed becomes an alert of that severity in reports/<date>/alerts.json; a critical
+    # one makes `report` exit 9. Calibrated on review days (well below) against a tweet day (far above).
+    report_baseline_days: int = _doc("earlier ingest dates the report compares a day with (its baseline window)",
+                                     default=7)
+    report_sample_size: int = _doc("texts per day, and from the champion's training dates, embedded for the "
+                                   "embedding drift", default=200)
+    report_sns_topic_arn: str = _doc("SNS topic the report publishes its alerts to (empty = none)", default="")
+    report_pricing_file: str = _doc("instance prices for the cost estimate; the cluster profile is emr_profile "
+                                    "in profiles.json beside it", default="emr/pricing.json")
+    low_confidence: float = _doc("a prediction below this confidence counts as low-confidence", default=0.5)
+    batch_size_change_warning: float = _doc("warn when the batch size differs from the baseline median by more "
+                                            "than this share of it", default=0.5)
+    quarantine_share_warning: float = _doc("warn above this share of the batch quarantined", default=0.1)
+    quarantine_share_critical: float = _doc("critical above this share of the batch quarantined", default=0.2)
+    duplicate_share_warning: float = _doc("warn above this share of the batch dropped as duplicates", default=0.05)
+    low_confidence_share_warning: float = _doc("warn above this share of low-confidence predictions", default=0.3)
+    low_confidence_share_critical: float = _doc("critical above this share of low-confidence predictions",
+                                                default=0.6)
+    psi_warning: float = _doc("warn above this PSI of confidence or text length (0.1: moderate shift)", default=0.1)
+    psi_critical: float = _doc("critical above this PSI of confidence or text length (0.2: significant shift)",
+                               default=0.2)
+    label_js_warning: float = _doc("warn above this Jensen-Shannon distance of the label mix", default=0.1)
+    label_js_critical: float = _doc("critical above this Jensen-Shannon distance of the label mix", default=0.2)
+    token_js_warning: float = _doc("warn above this Jensen-Shannon distance of the token distribution", default=0.2)
+    token_js_critical: float = _doc("critical above this Jensen-Shannon distance of the token distribution",
+                                    default=0.3)
+    oov_rate_warning: float = _doc("warn above this share of tokens outside the training vocabulary", default=0.1)
+    oov_rate_critical: float = _doc("critical above this share of tokens outside the training vocabulary",
+                                    default=0.2)
+    embedding_distance_warning: float = _doc("warn above this cosine distance of the day's mean embedding from "
+                                             "the training centroid", default=0.05)
+    embedding_distance_critical: float = _doc("critical above this cosine distance of the day's mean embedding "
+                                              "from the training centroid", default=0.1)
+    macro_f1_drop_warning: float = _doc("warn when the day's macro-F1 is this far below the champion's test "
+                                        "macro-F1", default=0.05)
+    macro_f1_drop_critical: float = _doc("critical when the day's macro-F1 is this far below the champion's "
+                                         "test macro-F1", default=0.15)
+    challenger_agreement_warning: float = _doc("warn when champion and shadow challenger agree on fewer than this "
+                                               "share of the day's texts", default=0.8)
+    # --- end of the monitoring report block --------------------------------------------------------------
 
     # --- per run ---------------------------------------------------------------------------------------
     date: str = _doc("ingest_date to process (YYYY-MM-DD); empty = every pending date", default="")
@@ -142,11 +193,25 @@ class Settings:
             raise SettingsError("setting critical_max_failing_share must be between 0 and 1")
         if not 0 < self.test_fraction < 1:
             raise SettingsError("setting test_fraction must be between 0 and 1 (exclusive)")
+        if not 0 < self.test_fraction + self.validation_fraction < 1:
+            raise SettingsError("settings test_fraction + validation_fraction must be between 0 and 1")
+        from .nlp import PIPELINES
+
+        for name in self.pipelines:
+            if name not in PIPELINES:
+                raise SettingsError(f"setting train_pipelines: unknown pipeline {name!r} (known: {', '.join(PIPELINES)})")
         if self.class_weighting not in ("balanced", "none"):
             raise SettingsError(f"setting class_weighting={self.class_weighting!r}: expected 'balanced' or 'none'")
         if self.embeddings_batch_size < 1 or self.max_sentence_length < 8:
             raise SettingsError("settings embeddings_batch_size >= 1 and max_sentence_length >= 8 are required")
         return self
+
+    @property
+    def pipelines(self) -> list[str]:
+        return [p.strip() for p in self.train_pipelines.split(",") if p.strip()]
+
+    def reg_param(self, pipeline: str) -> float:
+        return self.minilm_reg_param if pipeline.startswith("minilm") else self.tfidf_reg_param
 
     def as_env(self) -> dict[str, str]:
         """The settings as NLP_* variables, for child processes (dbt, papermill kernels)."""

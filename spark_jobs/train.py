@@ -1,13 +1,19 @@
-"""Train job: fit the Spark NLP pipeline on labelled curated texts, evaluate on a frozen test split,
-log everything to MLflow and register the model (champion when there is none yet)."""
+"""Train job: fit each configured pipeline on the labelled curated texts, evaluate it on the frozen
+test split, log everything to MLflow, register it, and pass it through the promotion gate.
+
+The split is frozen by a hash of review_id (test / validation / train buckets of 0..99), so a review
+is in the same split on every machine, run and retraining, and two models are always compared on
+the same documents.
+"""
 from __future__ import annotations
 
+import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from . import registry
+from . import evaluation, registry
 from .lake import Lake
-from .nlp import LABELS, label_index, minilm_logreg, predictions_from
+from .nlp import LABELS, label_index, pipeline, predictions_from
 from .runlog import RunRecord, StageStopped, stage_run
 from .settings import Settings
 from .spark import scoring_partitions
@@ -20,29 +26,20 @@ def split_bucket(review_id) -> F.Column:
     return F.pmod(F.xxhash64(review_id), F.lit(100))
 
 
-def train_test_split(labelled: DataFrame, test_fraction: float) -> tuple[DataFrame, DataFrame]:
+def frozen_split(labelled: DataFrame, test_fraction: float, validation_fraction: float):
+    """-> (train, validation, test), by bucket: [0, test) test, [test, test+val) validation."""
     bucket = split_bucket(F.col("review_id"))
-    cut = int(round(test_fraction * 100))
-    return labelled.where(bucket >= cut), labelled.where(bucket < cut)
+    test_cut = int(round(test_fraction * 100))
+    val_cut = test_cut + int(round(validation_fraction * 100))
+    return (labelled.where(bucket >= val_cut), labelled.where((bucket >= test_cut) & (bucket < val_cut)),
+            labelled.where(bucket < test_cut))
 
 
 def labelled_documents(spark: SparkSession, settings: Settings, dates: list[str]) -> DataFrame:
     lake = Lake(settings)
     curated = spark.read.parquet(*[lake.partition("curated", d) for d in dates])
     labels = spark.read.parquet(*[lake.partition("labels", d) for d in dates])
-    return curated.select("review_id", "text").join(labels.select("review_id", "label"), "review_id")
-
-
-def classification_metrics(y_true: list[str], y_pred: list[str]) -> dict[str, float]:
-    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
-
-    y_pred = [p if p is not None else "none" for p in y_pred]
-    out = {"accuracy": accuracy_score(y_true, y_pred),
-           "macro_f1": f1_score(y_true, y_pred, labels=list(LABELS), average="macro", zero_division=0)}
-    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=list(LABELS), zero_division=0)
-    for i, label in enumerate(LABELS):
-        out.update({f"precision_{label}": p[i], f"recall_{label}": r[i], f"f1_{label}": f[i], f"support_{label}": float(s[i])})
-    return {k: float(v) for k, v in out.items()}
+    return curated.select("review_id", "title", "text").join(labels.select("review_id", "label"), "review_id")
 
 
 def with_class_weights(train: DataFrame, scheme: str) -> DataFrame:
@@ -58,67 +55,103 @@ def with_class_weights(train: DataFrame, scheme: str) -> DataFrame:
     return out.withColumn("weight", weight)
 
 
+def scored_frame(model, labelled: DataFrame, max_pieces: int) -> pd.DataFrame:
+    """The model's predictions on labelled rows, collected: review_id, truth, label, confidence, scores."""
+    preds = predictions_from(model.transform(labelled), "", "", "", max_pieces)
+    return (preds.join(labelled.select("review_id", F.col("label").alias("truth")), "review_id")
+            .select("review_id", "truth", "label", "confidence", *[f"score_{c}" for c in LABELS])
+            .toPandas().sort_values("review_id", ignore_index=True))
+
+
 def data_fingerprint(df: DataFrame) -> str:
     """Order-independent hash of (review_id, label): same training data, same fingerprint."""
     row = df.select(F.sum(F.xxhash64("review_id", "label").cast("decimal(38,0)")).alias("h")).first()
     return format(int(row["h"] or 0) % (1 << 64), "016x")
 
 
-def run(spark: SparkSession, settings: Settings, date: str | None = None) -> RunRecord:
-    import mlflow
+class Splits:
+    """The frozen splits of every labelled document up to a date, cached once for all pipelines."""
 
-    lake = Lake(settings)
-    dates = [d for d in lake.dates("labels") if not date or d <= date]
-    with stage_run(settings, "train", date or (dates[-1] if dates else "none")) as rec:
-        if not dates:
-            raise StageStopped("train: no labelled curated data in the lake yet (run ingest first)",
-                               exit_code=EXIT_NO_TRAINING_DATA, status="failed")
+    def __init__(self, spark: SparkSession, settings: Settings, dates: list[str]):
+        self.dates = dates
         data = labelled_documents(spark, settings, dates)
-        train, test = train_test_split(data, settings.test_fraction)
+        train, validation, test = frozen_split(data, settings.test_fraction, settings.validation_fraction)
         if settings.train_max_rows:
             train = train.orderBy(F.xxhash64("review_id")).limit(settings.train_max_rows)
         parts = scoring_partitions(spark, settings)
-        train, test = train.repartition(parts, "review_id").cache(), test.repartition(parts, "review_id").cache()
-        n_train, n_test = train.count(), test.count()
-        rec.rows_in = n_train + n_test
-        if n_train == 0 or n_test == 0:
-            raise StageStopped(f"train: {n_train} training and {n_test} test rows; need both",
-                               exit_code=EXIT_NO_TRAINING_DATA, status="failed")
+        self.train, self.validation, self.test = (
+            d.repartition(parts, "review_id").cache() for d in (train, validation, test))
+        self.counts = {n: d.count() for n, d in (("train", self.train), ("validation", self.validation), ("test", self.test))}
+        self.test_texts = self.test.select("review_id", "text").toPandas().set_index("review_id")["text"]
 
+    def release(self) -> None:
+        for d in (self.train, self.validation, self.test):
+            d.unpersist()
+
+
+def run(spark: SparkSession, settings: Settings, date: str | None = None) -> list[RunRecord]:
+    lake = Lake(settings)
+    dates = [d for d in lake.dates("labels") if not date or d <= date]
+    if not dates:
+        raise StageStopped("train: no labelled curated data in the lake yet (run ingest first)",
+                           exit_code=EXIT_NO_TRAINING_DATA, status="failed")
+    splits = Splits(spark, settings, dates)
+    if min(splits.counts.values()) == 0:
+        raise StageStopped(f"train: splits {splits.counts} on {', '.join(dates)}; every split needs rows",
+                           exit_code=EXIT_NO_TRAINING_DATA, status="failed")
+    try:
+        return [train_one(spark, settings, name, splits, date or dates[-1]) for name in settings.pipelines]
+    finally:
+        splits.release()
+
+
+def train_one(spark: SparkSession, settings: Settings, name: str, splits: Splits, date: str) -> RunRecord:
+    import mlflow
+
+    from . import promotion
+
+    with stage_run(settings, "train", date) as rec:
+        rec.rows_in = splits.counts["train"]
         registry.client(settings)
-        with mlflow.start_run(experiment_id=registry.experiment_id(settings), run_name=f"train-{rec.run_id}") as run:
+        with mlflow.start_run(experiment_id=registry.experiment_id(settings), run_name=f"{name}-{rec.run_id}") as run:
             mlflow.log_params({
-                "pipeline": "minilm_logreg", "embeddings_model_dir": settings.embeddings_model_dir,
-                "max_iter": settings.train_max_iter, "reg_param": settings.train_reg_param,
-                "class_weighting": settings.class_weighting, "max_sentence_length": settings.max_sentence_length,
-                "test_fraction": settings.test_fraction, "seed": settings.seed,
-                "train_rows": n_train, "test_rows": n_test,
+                "pipeline": name, "embeddings_model_dir": settings.embeddings_model_dir,
+                "onnx_int8": settings.onnx_int8, "max_iter": settings.train_max_iter,
+                "reg_param": settings.reg_param(name), "class_weighting": settings.class_weighting,
+                "max_sentence_length": settings.max_sentence_length, "test_fraction": settings.test_fraction,
+                "validation_fraction": settings.validation_fraction, "seed": settings.seed,
+                **{f"{k}_rows": v for k, v in splits.counts.items()},
             })
-            mlflow.set_tags({
-                "training_dates": ",".join(dates), "training_rows": str(n_train),
-                "training_data_hash": data_fingerprint(train), "code_version": rec.code_version,
-            })
-            model = minilm_logreg(spark, settings).fit(with_class_weights(train, settings.class_weighting))
-            scored = predictions_from(model.transform(test), settings.model_name, "candidate", "")
-            pairs = scored.join(test.select("review_id", F.col("label").alias("truth")), "review_id") \
-                .select("truth", "label").collect()
-            metrics = classification_metrics([r.truth for r in pairs], [r.label for r in pairs])
-            mlflow.log_metrics(metrics)
+            lineage = {"pipeline": name, "training_dates": ",".join(splits.dates),
+                       "training_rows": str(splits.counts["train"]),
+                       "training_data_hash": data_fingerprint(splits.train), "code_version": rec.code_version}
+            mlflow.set_tags(lineage)
+
+            model = pipeline(name, spark, settings).fit(with_class_weights(splits.train, settings.class_weighting))
+            test = scored_frame(model, splits.test, settings.max_sentence_length)
+            validation = scored_frame(model, splits.validation, settings.max_sentence_length)
+            vader = evaluation.vader_predictions(splits.test_texts).join(
+                splits.test.select("review_id", F.col("label").alias("truth")).toPandas().set_index("review_id"))
+            scores = evaluation.metrics(test)
+            mlflow.log_metrics(scores)
+            mlflow.log_metrics({f"validation_{k}": v for k, v in evaluation.metrics(validation).items()
+                                if k in ("accuracy", "macro_f1")})
+            mlflow.log_metrics({f"vader_{k}": v for k, v in evaluation.metrics(vader).items()})
+            mlflow.log_figure(evaluation.confusion_figure(test, f"{name} on {len(test):,} test documents"),
+                              "confusion_matrix.png")
+            mlflow.log_text(evaluation.confusion(test).to_csv(), "confusion_matrix.csv")
+
             ref = registry.log_pipeline(settings, model)
             client = registry.client(settings)
-            for k, v in {"training_dates": ",".join(dates), "code_version": rec.code_version,
-                         "test_macro_f1": f"{metrics['macro_f1']:.4f}", "test_accuracy": f"{metrics['accuracy']:.4f}"}.items():
+            for k, v in {**lineage, "test_macro_f1": f"{scores['macro_f1']:.4f}",
+                         "test_accuracy": f"{scores['accuracy']:.4f}"}.items():
                 client.set_model_version_tag(ref.name, ref.version, k, v)
-            if registry.champion(settings) is None:
-                registry.set_alias(settings, registry.CHAMPION, ref.version)
-                rec.message = f"registered {ref.name} v{ref.version} as champion"
-            else:
-                rec.message = f"registered {ref.name} v{ref.version} (champion unchanged)"
+            decision = promotion.gate(spark, settings, ref, test, splits)
+
         rec.model_name, rec.model_version = ref.name, ref.version
-        rec.rows_out = n_test
-        rec.outputs.update({"mlflow_run_id": run.info.run_id, **{k: round(v, 4) for k, v in metrics.items()
-                                                               if k in ("accuracy", "macro_f1")}})
-        rec.message += f"; test accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f} on {n_test:,} rows"
-        train.unpersist()
-        test.unpersist()
+        rec.rows_out = splits.counts["test"]
+        rec.outputs.update({"mlflow_run_id": run.info.run_id, "pipeline": name, "decision": decision,
+                            **{k: round(scores[k], 4) for k in ("accuracy", "macro_f1")}})
+        rec.message = (f"{name} -> {ref.name} v{ref.version}: test accuracy {scores['accuracy']:.3f}, "
+                       f"macro-F1 {scores['macro_f1']:.3f} on {len(test):,} rows; {decision}")
     return rec

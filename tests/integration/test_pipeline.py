@@ -37,12 +37,16 @@ def first_run(spark, tmp_path_factory):
 
 @pytest.mark.slow
 def test_stages_run_in_the_state_machine_order(first_run):
-    _, records, _ = first_run
+    settings, records, _ = first_run
+    shadow = registry.model_by_alias(settings, registry.CHALLENGER) is not None
+    scoring = [[("infer", d, "succeeded")] + ([("shadow", d, "succeeded")] if shadow else []) for d in DATES]
     assert [(r.stage, r.ingest_date, r.status) for r in records] == [
-        ("ingest", DATES[0], "succeeded"), ("train", DATES[0], "succeeded"), ("infer", DATES[0], "succeeded"),
-        ("ingest", DATES[1], "succeeded"), ("infer", DATES[1], "succeeded"),
+        ("ingest", DATES[0], "succeeded"), ("ingest", DATES[1], "succeeded"),
+        ("train", DATES[1], "succeeded"), ("train", DATES[1], "succeeded"),
+        *scoring[0], *scoring[1],
         ("dbt", "all", "succeeded"), ("report", DATES[0], "succeeded"), ("report", DATES[1], "succeeded"),
     ]
+    assert [r.outputs["pipeline"] for r in records if r.stage == "train"] == ["tfidf_logreg", "minilm_logreg"]
 
 
 @pytest.mark.slow
@@ -63,7 +67,8 @@ def test_every_landed_row_is_accounted_for_and_scored_once(spark, first_run):
         ids = set(spark.read.parquet(lake.partition("curated", d)).toPandas().review_id)
         assert set(day.review_id) == ids and day.review_id.is_unique
         assert set(day.run_id) == {infer_run[d]}
-    assert set(preds.model_name) == {"review_sentiment"} and set(preds.model_version.astype(str)) == {"1"}
+    champion = registry.champion(settings)
+    assert set(preds.model_name) == {"review_sentiment"} and set(preds.model_version.astype(str)) == {champion.version}
     assert set(preds.label) <= {"negative", "neutral", "positive"}
     scores = preds[["score_negative", "score_neutral", "score_positive"]].sum(axis=1)
     assert ((scores - 1).abs() < 1e-6).all() and (preds.confidence >= 1 / 3).all()
@@ -75,13 +80,19 @@ def test_every_landed_row_is_accounted_for_and_scored_once(spark, first_run):
 def test_the_champion_is_registered_with_its_metrics_and_lineage(first_run):
     settings, records, _ = first_run
     ref = registry.champion(settings)
-    assert ref is not None and ref.version == "1"
+    assert ref is not None and ref.version in ("1", "2")
     client = registry.client(settings)
-    run = client.get_run(ref.run_id)
-    assert 0 < run.data.metrics["accuracy"] <= 1 and 0 < run.data.metrics["macro_f1"] <= 1
-    assert run.data.tags["training_dates"] == DATES[0]
-    version = client.get_model_version(ref.name, ref.version)
-    assert version.tags["training_dates"] == DATES[0] and version.tags["code_version"]
+    for r in [r for r in records if r.stage == "train"]:
+        run = client.get_run(r.outputs["mlflow_run_id"])
+        metrics = run.data.metrics
+        for key in ("accuracy", "macro_f1", "f1_negative", "recall_neutral", "calibration_error",
+                    "vader_macro_f1", "validation_macro_f1"):
+            assert 0 <= metrics[key] <= 1, key
+        assert run.data.tags["training_dates"] == ",".join(DATES)
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"confusion_matrix.png", "model"} <= artifacts
+        version = client.get_model_version(ref.name, r.model_version)
+        assert version.tags["training_dates"] == ",".join(DATES) and version.tags["training_data_hash"]
 
 
 @pytest.mark.slow

@@ -1,0 +1,99 @@
+"""Registry lifecycle on a small real sample: the gate promotes a better model and refuses a worse
+one, the challenger scores in shadow apart from the champion, scoring is incremental and repeatable."""
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from spark_jobs import infer, ingest, promotion, registry, replay, storage, train
+from spark_jobs.lake import Lake
+from tests.conftest import CORPUS, make_settings, need
+
+D1, D2 = "2026-11-01", "2026-11-02"
+# A deliberately poor model: heavy regularisation and no class weights predict almost only "positive".
+POOR = dict(tfidf_reg_param=5.0, class_weighting="none")
+
+
+@pytest.fixture(scope="module")
+def lake(spark, tmp_path_factory):
+    need(CORPUS)
+    settings = make_settings(tmp_path_factory.mktemp("lifecycle"), replay_limit=1600, replay_days=2,
+                             train_pipelines="tfidf_logreg", promotion_margin=0.01)
+    replay.replay(settings, log=lambda *_: None)
+    for d in (D1, D2):
+        ingest.run(spark, settings, d)
+    return settings
+
+
+def aliases(settings):
+    return {a: getattr(registry.model_by_alias(settings, a), "version", None)
+            for a in (registry.CHAMPION, registry.CHALLENGER, promotion.PREVIOUS)}
+
+
+def predictions(spark, settings, zone, date, version):
+    path = Lake(settings).partition(zone, date, model_version=version)
+    return spark.read.parquet(path).toPandas().sort_values("review_id", ignore_index=True)
+
+
+@pytest.mark.slow
+def test_gate_promotes_a_better_model_and_refuses_a_worse_one(spark, lake):
+    (poor,) = train.run(spark, lake.replace(**POOR))
+    assert poor.outputs["decision"] == "champion (there was none)"
+    (good,) = train.run(spark, lake)
+    assert good.outputs["decision"].startswith("promoted to champion over v1")
+    assert good.outputs["macro_f1"] >= poor.outputs["macro_f1"] + 0.01
+    (worse,) = train.run(spark, lake.replace(**POOR))
+    assert worse.outputs["decision"].startswith("not promoted")
+    assert aliases(lake) == {"champion": "2", "challenger": "3", "previous_champion": "1"}
+
+    report = registry.client(lake).download_artifacts(worse.outputs["mlflow_run_id"], "promotion/report.json")
+    body = json.load(open(report))
+    assert body["champion_version"] == "2" and body["difference"]["macro_f1"] < 0.01
+    assert body["disagreements"] and {"truth", "candidate", "champion", "text"} <= set(body["disagreements"][0])
+
+    # the challenger is refused again when asked explicitly, and a forced rollback is recorded
+    assert "not promoted" in promotion.run(spark, lake).message
+    assert aliases(lake)["champion"] == "2"
+    forced = promotion.run(spark, lake.replace(model_version="1"), force=True)
+    assert "forced" in forced.message and aliases(lake)["champion"] == "1"
+    promotion.run(spark, lake.replace(model_version="2"), force=True)
+
+
+@pytest.mark.slow
+def test_shadow_scoring_is_kept_apart_incremental_and_repeatable(spark, lake):
+    assert aliases(lake)["champion"] == "2" and aliases(lake)["challenger"] == "3"
+    first = infer.run(spark, lake, D1)
+    assert [(r.stage, r.model_version, r.status) for r in first] == [("infer", "2", "succeeded"), ("shadow", "3", "succeeded")]
+    champion = predictions(spark, lake, "predictions", D1, "2")
+    shadow = predictions(spark, lake, "predictions_shadow", D1, "3")
+    lake_ = Lake(lake)
+    assert storage.list_dirs(lake_.partition("predictions", D1)) == ["model_version=2"]  # never mixed in
+    assert list(champion.review_id) == list(shadow.review_id)  # the same rows, in shadow
+    assert (shadow.label == "positive").mean() > (champion.label == "positive").mean()
+
+    files = storage.list_files(lake_.zone("predictions")) + storage.list_files(lake_.zone("predictions_shadow"))
+    again = infer.run(spark, lake, D1)
+    assert [r.status for r in again] == ["skipped", "skipped"]  # no repeated work
+    assert storage.list_files(lake_.zone("predictions")) + storage.list_files(lake_.zone("predictions_shadow")) == files
+
+    infer.run(spark, lake, D1, rescore=True)
+    rescored = predictions(spark, lake, "predictions", D1, "2")
+    cols = ["review_id", "label", "confidence", "score_negative", "score_neutral", "score_positive", "model_version"]
+    pd.testing.assert_frame_equal(rescored[cols], champion[cols])  # same version, same predictions
+    assert set(rescored.run_id) != set(champion.run_id)
+
+
+@pytest.mark.slow
+def test_a_broken_champion_stops_with_a_clear_message(spark, lake, tmp_path):
+    from spark_jobs.runlog import StageStopped
+
+    broken = lake.replace(mlflow_tracking_uri=f"sqlite:///{tmp_path}/copy.db")
+    shutil.copy(lake.mlflow_uri[len("sqlite:///"):], tmp_path / "copy.db")
+    client = registry.client(broken)
+    # point the champion at a version whose files are gone
+    mv = client.create_model_version(broken.model_name, source=str(tmp_path / "missing"), run_id=None)
+    registry.set_alias(broken, registry.CHAMPION, mv.version)
+    with pytest.raises(StageStopped) as stop:
+        infer.run(spark, broken, D2)
+    assert stop.value.exit_code == registry.EXIT_NO_CHAMPION and "cannot be loaded" in str(stop.value)
