@@ -75,8 +75,10 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest tests -q -m "not slow"
 
+## bench: the measurements in benchmarks/ (minutes; results in benchmarks/results/)
 bench: setup
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/ingest_benchmark.py
+	$(PY) benchmarks/inference_benchmark.py
 
 clean-lake:
 	rm -rf lake mlartifacts mlflow.db warehouse reports dbt/target dbt/logs

@@ -59,7 +59,9 @@ def write_partition(spark, df, target: str) -> None:
 
     Spark writes the whole result beside the target first; only a complete write is swapped in
     (rename old aside, rename new in, delete old). A crash before the swap leaves the previous
-    partition untouched; the staging folder is hidden (leading `_`) and cleaned on the next run.
+    partition untouched; the staging folder is hidden (leading `_`) and cleaned on the next run. A
+    crash between the two renames leaves the previous partition aside, and `recover` puts it back
+    before the next write.
     """
     parent, name = target.rsplit("/", 1)
     recover(spark, target)
@@ -85,10 +87,10 @@ def recover(spark, target: str) -> None:
     waiting beside the target as `_old-<name>-*`; put it back."""
     parent, name = target.rsplit("/", 1)
     fs, tgt = _fs(spark, target)
-    if fs.exists(tgt) or not fs.exists(_fs(spark, parent)[1]):
+    folder = tgt.getParent()
+    if fs.exists(tgt) or not fs.exists(folder):
         return
-    olds = [st.getPath() for st in fs.listStatus(_fs(spark, parent)[1])
-            if st.getPath().getName().startswith(f"_old-{name}-")]
+    olds = [st.getPath() for st in fs.listStatus(folder) if st.getPath().getName().startswith(f"_old-{name}-")]
     if olds:
         fs.rename(olds[0], tgt)
 

@@ -4,7 +4,7 @@ import os
 import pytest
 from pyspark.sql import functions as F
 
-from spark_jobs.lake import Lake, write_partition
+from spark_jobs.lake import Lake, recover, write_partition
 
 
 def read_ids(spark, path):
@@ -37,3 +37,15 @@ def test_lake_lists_dates_in_order(spark, settings):
         write_partition(spark, spark.range(1), lake.partition("labels", d))
     assert lake.dates("labels") == ["2026-11-01", "2026-11-03"]
     assert lake.dates("curated") == []
+
+
+def test_a_swap_interrupted_between_its_renames_is_put_back(spark, settings):
+    target = Lake(settings).partition("curated", "2026-11-01")
+    write_partition(spark, spark.range(3), target)
+    aside = os.path.join(os.path.dirname(target), "_old-ingest_date=2026-11-01-deadbeef")
+    os.rename(target, aside)  # what a kill after the first rename leaves
+    recover(spark, target)  # what every write does first
+    assert read_ids(spark, target) == [0, 1, 2]
+    write_partition(spark, spark.range(1), target)
+    assert read_ids(spark, target) == [0]
+    assert os.listdir(os.path.dirname(target)) == ["ingest_date=2026-11-01"]
