@@ -2,7 +2,7 @@
 
 Exit codes: 0 ok; 1 unexpected error; 2 bad setting or missing input; 3 batch blocked by a critical
 expectation; 4 no usable champion model; 5 no training data; 6 report notebook failed; 7 dbt failed;
-8 the date is being processed by another run.
+8 the date is being processed by another run; 9 a report raised a critical alert (it is published).
 """
 from __future__ import annotations
 

@@ -50,12 +50,21 @@ def run_pipeline(settings: Settings, log=print) -> list[RunRecord]:
             scored.append(date)
 
     records.append(warehouse.run(settings))
+    alerted = []
     for date in dates:
         if date in scored or settings.date or not os.path.exists(
                 os.path.join(settings.path("reports_dir"), date, "monitoring.html")):
-            records.append(report.run(settings, date))
+            try:
+                records.append(report.run(settings, date))
+            except StageStopped as stop:
+                if stop.exit_code != report.EXIT_CRITICAL_ALERT:
+                    raise
+                alerted.append(str(stop))  # published with its alerts; the other dates still get theirs
 
     summarise(spark, settings, records, time.monotonic() - started, log)
+    if alerted:
+        raise StageStopped(f"{len(alerted)} report(s) raised critical alerts: " + " | ".join(alerted),
+                           exit_code=report.EXIT_CRITICAL_ALERT, status="alerted")
     return records
 
 

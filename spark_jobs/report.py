@@ -1,48 +1,153 @@
-"""Report job: execute the monitoring notebook with papermill, publish HTML without code.
+"""Report stage: run the monitoring notebook with papermill, publish it, raise the alarms.
 
-Outputs in reports/<run_date>/: monitoring.html, monitoring.ipynb (the executed notebook, kept
-also when a cell fails), metrics.json (written by the notebook).
+Outputs in reports/<run_date>/:
+    monitoring.html    the executed notebook without code; opens offline (inline images, no CDN scripts)
+    monitoring.ipynb   the executed notebook, kept also when a cell fails
+    metrics.json       the day's figures, section by section (written by the notebook)
+    alerts.json        every crossed threshold with its severity, and the worst one as `status`
+
+Stops (runlog.StageStopped) with exit code 6 when a notebook cell fails (the message names the cell
+and its section), and 9 when the report raised a critical alert: the report is published first,
+and the alerts go to SNS when `report_sns_topic_arn` is set.
 """
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import fields
 
 from .runlog import RunRecord, StageStopped, stage_run
 from .settings import Settings
 
 EXIT_REPORT_FAILED = 6
+EXIT_CRITICAL_ALERT = 9
 NOTEBOOK = "monitoring_report.ipynb"
+TEMPLATE = os.path.join("templates", "offline_report.html.j2")
+OUTPUTS = ("monitoring.html", "metrics.json", "alerts.json")
 
 
-def to_html(executed_notebook: str, html_path: str) -> None:
+def thresholds_of(settings: Settings) -> dict[str, float]:
+    """The alert thresholds (every *_warning / *_critical setting) and the low-confidence cut."""
+    names = [f.name for f in fields(Settings) if f.name.endswith(("_warning", "_critical"))]
+    return {name: getattr(settings, name) for name in names + ["low_confidence"]}
+
+
+def parameters(settings: Settings, date: str, out_dir: str) -> dict:
+    """The notebook's `parameters` cell, filled from the settings."""
+    return {
+        "run_date": date,
+        "baseline_days": settings.report_baseline_days,
+        "warehouse_target": settings.dbt_target,
+        "warehouse_path": settings.path("warehouse_path"),
+        "lake_root": settings.path("lake_root"),
+        "mlflow_uri": settings.mlflow_uri,
+        "model_name": settings.model_name,
+        "embeddings_model_dir": settings.path("embeddings_model_dir"),
+        "sample_size": settings.report_sample_size,
+        "pricing_file": settings.path("report_pricing_file"),
+        "emr_profile": settings.emr_profile,
+        "pipeline_target": settings.target,
+        "thresholds": thresholds_of(settings),
+        "output_dir": out_dir,
+    }
+
+
+def to_html(executed_notebook: str, html_path: str, template: str) -> None:
+    """Publishes the executed notebook without code, prompts, stderr (kernel warnings stay in the .ipynb)
+    or cells tagged remove_cell; the template drops the CDN scripts so the page needs no network."""
     import nbformat
     from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
 
-    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-    body, _ = exporter.from_notebook_node(nbformat.read(executed_notebook, as_version=4))
+    nb = nbformat.read(executed_notebook, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
+    exporter = HTMLExporter(template_file=template, exclude_input=True, exclude_input_prompt=True,
+                            exclude_output_prompt=True)
+    exporter.register_preprocessor(TagRemovePreprocessor(remove_cell_tags={"remove_cell"}), enabled=True)
+    body, _ = exporter.from_notebook_node(nb)
     with open(html_path, "w", encoding="utf-8") as f:
         f.write(body)
 
 
+def failed_cell(executed_notebook: str, exc) -> str:
+    """'cell 7 (section "3. Drift")' for the cell papermill reports, from the executed notebook."""
+    import nbformat
+
+    nb = nbformat.read(executed_notebook, as_version=4)
+    index = next((i for i, c in enumerate(nb.cells)
+                  if c.cell_type == "code" and c.get("execution_count") == exc.exec_count), None)
+    if index is None:
+        return f"cell [{exc.exec_count}]"
+    sections = [c.source.strip().splitlines()[0].lstrip("# ") for c in nb.cells[:index]
+                if c.cell_type == "markdown" and c.source.strip().startswith("## ")]
+    return f"cell {index} (In [{exc.exec_count}], section \"{sections[-1] if sections else 'setup'}\")"
+
+
+def brief(alerts: list[dict]) -> str:
+    """'drift psi_confidence=2.75 (limit 0.2), ...': alerts short enough for one line."""
+    return ", ".join(f"{a['section']} {a['metric']}={a['value']:.3g} (limit {a['threshold']:g})"
+                     if a["threshold"] is not None else a["message"] for a in alerts)
+
+
+def publish_alerts(settings: Settings, payload: dict, html: str) -> str | None:
+    """Sends the day's alerts to the SNS topic when one is configured; returns the message id."""
+    if not settings.report_sns_topic_arn or not payload["alerts"]:
+        return None
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    counts = {s: sum(a["severity"] == s for a in payload["alerts"]) for s in ("critical", "warning")}
+    subject = (f"nlp-batch report {payload['run_date']}: {payload['status']} "
+               f"({counts['critical']} critical, {counts['warning']} warning)")
+    message = {**payload, "report": html}
+    try:
+        response = boto3.client("sns", region_name=settings.aws_region).publish(
+            TopicArn=settings.report_sns_topic_arn, Subject=subject[:100], Message=json.dumps(message, indent=2),
+            MessageAttributes={"severity": {"DataType": "String", "StringValue": payload["status"]},
+                               "run_date": {"DataType": "String", "StringValue": payload["run_date"]}})
+    except (BotoCoreError, ClientError) as exc:
+        raise StageStopped(f"report {payload['run_date']}: could not publish {len(payload['alerts'])} alerts to "
+                           f"SNS topic {settings.report_sns_topic_arn}: {exc}", exit_code=1, status="failed") from None
+    return response["MessageId"]
+
+
 def run(settings: Settings, date: str) -> RunRecord:
+    """Executes, publishes and checks the report of one ingest date (see the module docstring)."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
     out_dir = os.path.join(settings.path("reports_dir"), date)
     os.makedirs(out_dir, exist_ok=True)
+    for name in OUTPUTS:  # a failed re-run must not leave the previous run's report looking current
+        if os.path.exists(os.path.join(out_dir, name)):
+            os.remove(os.path.join(out_dir, name))
     executed = os.path.join(out_dir, "monitoring.ipynb")
     html = os.path.join(out_dir, "monitoring.html")
+    notebooks = settings.path("notebooks_dir")
     with stage_run(settings, "report", date) as rec:
         try:
-            pm.execute_notebook(
-                os.path.join(settings.path("notebooks_dir"), NOTEBOOK), executed,
-                parameters={"run_date": date, "warehouse_path": settings.path("warehouse_path"), "output_dir": out_dir},
-                progress_bar=False, cwd=settings.path("notebooks_dir"),
-            )
+            pm.execute_notebook(os.path.join(notebooks, NOTEBOOK), executed,
+                                parameters=parameters(settings, date, out_dir),
+                                progress_bar=False, cwd=notebooks)
         except PapermillExecutionError as exc:
             raise StageStopped(
-                f"report {date}: notebook cell {exc.exec_count} failed with {exc.ename}: {exc.evalue} "
-                f"(executed notebook kept at {executed})", exit_code=EXIT_REPORT_FAILED, status="failed") from None
-        to_html(executed, html)
-        rec.outputs.update({"html": html, "metrics": os.path.join(out_dir, "metrics.json")})
+                f"report {date}: notebook {failed_cell(executed, exc)} failed with {exc.ename}: "
+                f"{exc.evalue.splitlines()[0] if exc.evalue else ''} (executed notebook kept at {executed})",
+                exit_code=EXIT_REPORT_FAILED, status="failed") from None
+        to_html(executed, html, os.path.join(notebooks, TEMPLATE))
+        alerts_file = os.path.join(out_dir, "alerts.json")
+        with open(alerts_file, encoding="utf-8") as f:
+            payload = json.load(f)
+        rec.outputs.update({"html": html, "metrics": os.path.join(out_dir, "metrics.json"), "alerts": alerts_file,
+                            "status": payload["status"], "n_alerts": len(payload["alerts"])})
+        message_id = publish_alerts(settings, payload, html)
+        if message_id:
+            rec.outputs["sns_message_id"] = message_id
+        rec.message = f"{payload['status']}: {len(payload['alerts'])} alerts" if payload["alerts"] else ""
+        critical = [a for a in payload["alerts"] if a["severity"] == "critical"]
+        if critical:
+            raise StageStopped(f"report {date}: {len(critical)} critical alert(s): {brief(critical)}; see {html}",
+                               exit_code=EXIT_CRITICAL_ALERT, status="alerted")
     return rec

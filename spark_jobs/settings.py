@@ -123,7 +123,7 @@ class Settings:
     report_baseline_days: int = _doc("earlier ingest dates the report compares a day with (its baseline window)",
                                      default=7)
     report_sample_size: int = _doc("texts per day, and from the champion's training dates, embedded for the "
-                                   "embedding drift", default=200)
+                                   "embedding drift", default=128)
     report_sns_topic_arn: str = _doc("SNS topic the report publishes its alerts to (empty = none)", default="")
     report_pricing_file: str = _doc("instance prices for the cost estimate; the cluster profile is emr_profile "
                                     "in profiles.json beside it", default="emr/pricing.json")

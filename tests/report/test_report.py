@@ -1,0 +1,215 @@
+"""The report stage on a real small lake: three days of reviews and a day of airline tweets, run
+through the whole pipeline (GX ingest, Spark NLP training, MLflow, inference, dbt, papermill),
+with the alerts published to SNS on a moto server on 127.0.0.1."""
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import duckdb
+import pandas as pd
+import pytest
+
+from spark_jobs import cli, landing, monitoring, storage
+from spark_jobs.lake import Lake
+from spark_jobs.orchestrator import run_pipeline
+from spark_jobs.runlog import StageStopped
+from tests.conftest import CORPUS, MODEL_DIR, TWEETS, make_settings, need
+
+REVIEW_DAYS = ["2026-11-01", "2026-11-02", "2026-11-03"]
+TWEET_DAY = "2026-11-04"
+REGION = "us-east-1"
+
+
+@pytest.fixture(scope="module")
+def sns_inbox():
+    """A moto server on 127.0.0.1, an SNS topic and an SQS queue subscribed to it."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{server.get_host_and_port()[1]}")
+        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            env.setenv(key, "testing")
+        env.delenv("AWS_PROFILE", raising=False)
+        sns, sqs = boto3.client("sns", region_name=REGION), boto3.client("sqs", region_name=REGION)
+        topic = sns.create_topic(Name="nlp-batch-alerts")["TopicArn"]
+        queue = sqs.create_queue(QueueName="alerts-inbox")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+        yield topic, sqs, queue
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def pipeline(spark, tmp_path_factory, sns_inbox):
+    """Reviews for three days, then 300 tweets landed as a fourth day; each run ends with its reports.
+    The tweet day's report raises critical drift alerts, which stop the second run with exit 9."""
+    for path in (CORPUS, TWEETS, MODEL_DIR):
+        need(path)
+    root = tmp_path_factory.mktemp("report")
+    settings = make_settings(root, replay_limit=900, replay_days=3, train_pipelines="tfidf_logreg",
+                             report_sns_topic_arn=sns_inbox[0])
+    run_pipeline(settings, log=lambda *_: None)
+    tweets = root / "tweets_sample.csv"
+    pd.read_csv(TWEETS, dtype=str, keep_default_na=False).sample(300, random_state=7).to_csv(tweets, index=False)
+    landing.land(settings, str(tweets), TWEET_DAY, "tweets")
+    try:
+        run_pipeline(settings.replace(date=TWEET_DAY), log=lambda *_: None)
+        stop = None
+    except StageStopped as exc:
+        stop = exc
+    return settings, stop
+
+
+def report_file(settings, date, name):
+    return os.path.join(settings.path("reports_dir"), date, name)
+
+
+def read_json(settings, date, name):
+    with open(report_file(settings, date, name), encoding="utf-8") as f:
+        return json.load(f)
+
+
+@pytest.mark.slow
+def test_the_tweet_day_raises_drift_alerts_and_the_review_days_do_not(pipeline):
+    settings, stop = pipeline
+    for day in REVIEW_DAYS:
+        alerts = read_json(settings, day, "alerts.json")
+        assert not [a for a in alerts["alerts"] if a["section"] == "drift"], (day, alerts)
+        assert alerts["status"] != "critical"
+    tweets = read_json(settings, TWEET_DAY, "alerts.json")
+    drift = {a["metric"]: a for a in tweets["alerts"] if a["section"] == "drift"}
+    assert tweets["status"] == "critical" and tweets["run_date"] == TWEET_DAY
+    # the texts themselves changed: length, words the model never saw, where they sit in embedding space
+    for metric in ("psi_text_length", "oov_rate", "embedding_distance", "token_js"):
+        assert drift[metric]["severity"] == "critical" and drift[metric]["value"] > drift[metric]["threshold"]
+    # the orchestrator stops with the report's exit code, naming the alerts and where to look
+    assert stop is not None and stop.exit_code == 9
+    assert f"report {TWEET_DAY}" in str(stop) and "drift oov_rate=" in str(stop) and "monitoring.html" in str(stop)
+
+
+@pytest.mark.slow
+def test_metrics_match_the_lake(pipeline):
+    settings, _ = pipeline
+    lake = Lake(settings)
+    day = REVIEW_DAYS[2]
+    metrics = read_json(settings, day, "metrics.json")
+    (version,) = [d.split("=", 1)[1] for d in storage.list_dirs(lake.partition("predictions", day))]
+    preds = pd.read_parquet(lake.partition("predictions", day, model_version=version))
+    assert metrics["n_predictions"] == len(preds) and metrics["model_version"] == int(version)
+    assert metrics["mean_confidence"] == pytest.approx(preds.confidence.mean())
+    assert metrics["label_shares"] == pytest.approx(preds.label.value_counts(normalize=True).to_dict(), abs=1e-6)
+    assert metrics["share_low_confidence"] == pytest.approx((preds.confidence < settings.low_confidence).mean())
+
+    (record,) = [json.loads(storage.read_text(f)) for f in storage.list_files(
+        storage.join(lake.zone("_runs"), "stage=ingest", f"ingest_date={day}"))]
+    integrity = metrics["integrity"]
+    quarantined = len(pd.read_parquet(lake.partition("quarantine", day)))
+    assert (integrity["landed"], integrity["quarantined"]) == (record["rows_in"], quarantined)
+    assert integrity["quarantine_share"] == pytest.approx(quarantined / record["rows_in"], abs=1e-6)
+
+    assert metrics["baseline_dates"] == REVIEW_DAYS[:2] and metrics["training_dates"] == REVIEW_DAYS
+    curated = {d: pd.read_parquet(lake.partition("curated", d)).text.str.len() for d in REVIEW_DAYS}
+    psi = monitoring.psi(pd.concat([curated[d] for d in REVIEW_DAYS[:2]]), curated[day])
+    assert metrics["drift"]["psi_text_length"] == pytest.approx(psi, abs=1e-6)
+    assert metrics["drift"]["oov_rate"] == 0  # the day was part of the training data
+
+    con = duckdb.connect(settings.path("warehouse_path"), read_only=True)
+    accuracy = con.execute("select accuracy from mart_model_performance where ingest_date = cast(? as date) "
+                           "and scored_as = 'champion'", [day]).fetchone()[0]
+    con.close()
+    assert metrics["quality"]["accuracy"] == pytest.approx(accuracy, abs=1e-6)
+    assert metrics["pipeline"]["emr_dollars_per_million_texts"] > 0
+
+
+@pytest.mark.slow
+def test_alerts_reach_the_sns_topic(pipeline, sns_inbox):
+    settings, _ = pipeline
+    _, sqs, queue = sns_inbox
+    notes = []
+    while got := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages"):
+        notes += [json.loads(m["Body"]) for m in got]
+        for m in got:
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+    with_alerts = {d for d in REVIEW_DAYS + [TWEET_DAY] if read_json(settings, d, "alerts.json")["alerts"]}
+    by_day = {n["MessageAttributes"]["run_date"]["Value"]: n for n in notes}
+    assert len(notes) == len(by_day) and set(by_day) == with_alerts and TWEET_DAY in by_day
+    note = by_day[TWEET_DAY]
+    assert note["MessageAttributes"]["severity"]["Value"] == "critical"
+    assert note["Subject"].startswith(f"nlp-batch report {TWEET_DAY}: critical")
+    assert json.loads(note["Message"])["alerts"] == read_json(settings, TWEET_DAY, "alerts.json")["alerts"]
+
+
+@pytest.mark.slow
+def test_the_html_is_small_offline_and_without_code(pipeline):
+    settings, _ = pipeline
+    for day in REVIEW_DAYS + [TWEET_DAY]:
+        path = report_file(settings, day, "monitoring.html")
+        html = open(path, encoding="utf-8").read()
+        assert os.path.getsize(path) < 5_000_000
+        images = re.findall(r'<img[^>]+src="data:image/png;base64,([^"]+)"', html)
+        assert len(images) >= 5 and all(base64.b64decode(i)[:4] == b"\x89PNG" for i in images)
+        assert not re.search(r"<script[^>]+src=", html) and not re.search(r"""(src|href)=["']?(https?:)?//""", html)
+        assert not re.search(r"url\(\s*['\"]?(https?:)?//", html)  # no fonts or styles fetched either
+        assert "import duckdb" not in html and "def verdict" not in html and "Traceback" not in html
+        for section in ("1. Data integrity", "2. Outputs", "3. Drift", "4. Model quality", "5. Pipeline health"):
+            assert section in html
+        assert html.count("border-left: 6px solid") >= 6  # the summary and a verdict per section
+
+
+def chromium() -> str | None:
+    return next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+
+
+@pytest.mark.slow
+def test_the_report_renders_in_headless_chromium(pipeline, tmp_path):
+    browser = chromium()
+    if browser is None:
+        pytest.skip("no chromium on this machine (.ci/run installs Debian's when it can)")
+    from PIL import Image
+
+    settings, _ = pipeline
+    shot = tmp_path / f"report-{TWEET_DAY}.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1280,2400",
+                    "file://" + report_file(settings, TWEET_DAY, "monitoring.html")],
+                   check=True, capture_output=True, timeout=120)
+    image = Image.open(shot).convert("RGB")
+    assert image.size == (1280, 2400)
+    top = image.crop((0, 0, 1280, 600))
+    colours = top.getcolors(maxcolors=1 << 20)
+    assert len(colours) > 100  # text and styles rendered, not a blank page
+    # the critical summary badge (#c62828) is at the top of the page
+    assert any(r > 180 and g < 60 and b < 60 for _, (r, g, b) in colours)
+
+
+@pytest.mark.slow
+def test_a_failing_cell_is_named_and_the_executed_notebook_kept(pipeline, tmp_path, capsys):
+    settings, _ = pipeline
+    flags = ["--lake-root", settings.lake_root, "--mlflow-tracking-uri", settings.mlflow_tracking_uri,
+             "--mlflow-artifact-root", settings.mlflow_artifact_root, "--warehouse-path", settings.warehouse_path,
+             "--reports-dir", str(tmp_path), "--date", REVIEW_DAYS[1]]
+    assert cli.main(["report", "--emr-profile", "tpu", *flags]) == 6
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'section "5. Pipeline health"' in err[0], err
+    assert "ValueError: emr_profile='tpu' is not in" in err[0] and "profiles.json" in err[0]
+    executed = tmp_path / REVIEW_DAYS[1] / "monitoring.ipynb"
+    assert str(executed) in err[0] and "emr_profile='tpu'" in executed.read_text()
+    assert not (tmp_path / REVIEW_DAYS[1] / "monitoring.html").exists()
+
+
+@pytest.mark.slow
+def test_a_date_without_predictions_is_a_clear_error(pipeline, tmp_path, capsys):
+    settings, _ = pipeline
+    flags = ["--lake-root", settings.lake_root, "--mlflow-tracking-uri", settings.mlflow_tracking_uri,
+             "--warehouse-path", settings.warehouse_path, "--reports-dir", str(tmp_path)]
+    assert cli.main(["report", "--date", "2026-12-24", *flags]) == 6
+    err = capsys.readouterr().err
+    assert 'section "setup"' in err and "no predictions for run_date 2026-12-24" in err
+    assert ", ".join(REVIEW_DAYS) in err  # the dates that can be reported
