@@ -30,6 +30,7 @@ CONFIGS = {
     # name: (kind, options)
     "ort_fp32_threads2_batch1": ("ort", {"threads": 2, "batch": 1, "int8": False}),
     "ort_fp32_threads2_batch32": ("ort", {"threads": 2, "batch": 32, "int8": False}),
+    "ort_int8_threads2_batch1": ("ort", {"threads": 2, "batch": 1, "int8": True}),
     "ort_int8_threads2_batch32": ("ort", {"threads": 2, "batch": 32, "int8": True}),
     "sparknlp_minilm_embeddings_fp32": ("embeddings", {"int8": False}),
     "sparknlp_minilm_embeddings_int8": ("embeddings", {"int8": True}),
@@ -131,12 +132,15 @@ def main() -> None:
     if args.one:
         print("RESULT " + json.dumps(one(args.one, args.rows)), flush=True)
         return
-    results = {}
+    path = os.path.join(ROOT, "benchmarks", "results", "inference.json")
+    previous = json.load(open(path))["results"] if args.only and os.path.exists(path) else {}
+    results = {**previous}  # --only re-measures some configurations and keeps the others
     for name in (args.only.split(",") if args.only else CONFIGS):
         out = subprocess.run([sys.executable, __file__, "--one", name, "--rows", str(args.rows)],
                              capture_output=True, text=True, cwd=ROOT)
         line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
         results[name] = json.loads(line[-1][7:]) if line else {"error": out.stderr.strip().splitlines()[-1:]}
+        results[name]["load_average_after"] = round(os.getloadavg()[0], 2)
         print(name, results[name], flush=True)
     base = results.get("ort_fp32_threads2_batch32", {}).get("rows_per_second")
     for r in results.values():
