@@ -3,6 +3,7 @@
 Outputs in reports/<run_date>/:
     monitoring.html    the executed notebook without code; opens offline (inline images, no CDN scripts)
     monitoring.ipynb   the executed notebook, kept also when a cell fails
+    kernel.log         what the notebook kernel printed to stderr
     metrics.json       the day's figures, section by section (written by the notebook)
     alerts.json        every crossed threshold with its severity, and the worst one as `status`
 
@@ -12,8 +13,10 @@ and the alerts go to SNS when `report_sns_topic_arn` is set.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 from dataclasses import fields
 
 from .runlog import RunRecord, StageStopped, stage_run
@@ -113,6 +116,21 @@ def publish_alerts(settings: Settings, payload: dict, html: str) -> str | None:
     return response["MessageId"]
 
 
+@contextlib.contextmanager
+def kernel_stderr_to(path: str):
+    """The kernel process inherits our stderr; its start-up and shutdown chatter ("KeyboardInterrupt
+    caught in kernel") goes to a log file beside the report instead of the operator's terminal."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "wb") as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def run(settings: Settings, date: str) -> RunRecord:
     """Executes, publishes and checks the report of one ingest date (see the module docstring)."""
     import papermill as pm
@@ -128,9 +146,10 @@ def run(settings: Settings, date: str) -> RunRecord:
     notebooks = settings.path("notebooks_dir")
     with stage_run(settings, "report", date) as rec:
         try:
-            pm.execute_notebook(os.path.join(notebooks, NOTEBOOK), executed,
-                                parameters=parameters(settings, date, out_dir),
-                                progress_bar=False, cwd=notebooks)
+            with kernel_stderr_to(os.path.join(out_dir, "kernel.log")):
+                pm.execute_notebook(os.path.join(notebooks, NOTEBOOK), executed,
+                                    parameters=parameters(settings, date, out_dir),
+                                    progress_bar=False, cwd=notebooks)
         except PapermillExecutionError as exc:
             raise StageStopped(
                 f"report {date}: notebook {failed_cell(executed, exc)} failed with {exc.ename}: "

@@ -98,7 +98,10 @@ class Settings:
     spark_driver_memory: str = _doc("driver memory (local mode runs everything in the driver)", default="6g")
     spark_shuffle_partitions: int = _doc("spark.sql.shuffle.partitions", default=4)
     jars_dir: str = _doc("folder of resolved JVM jars (make setup fills it)", default=".cache/jars")
-    gpu: bool = _doc("use the spark-nlp-gpu jar and GPU resources", default=False)
+    gpu: bool = _doc("ask Spark for GPU resources (the spark-nlp-gpu jar comes with the EMR gpu profile)",
+                     default=False)
+    gpu_task_amount: float = _doc("share of a GPU one task takes (1/8: eight tasks share an executor's GPU, "
+                                  "so CPU-bound stages still use every core)", default=0.125)
 
     # --- AWS deployment: emr/ and spark_jobs/emr_launcher.py (`make run TARGET=emr`) ----------------------
     aws_region: str = _doc("AWS region of the deployment", default="us-east-1")

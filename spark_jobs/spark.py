@@ -48,7 +48,7 @@ def spark_conf(settings: Settings) -> dict[str, str]:
             conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] = str(endpoint.startswith("https")).lower()
     if settings.gpu:
         conf["spark.executor.resource.gpu.amount"] = "1"
-        conf["spark.task.resource.gpu.amount"] = "1"
+        conf["spark.task.resource.gpu.amount"] = str(settings.gpu_task_amount)
     return conf
 
 
