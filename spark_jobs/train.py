@@ -63,6 +63,24 @@ def scored_frame(model, labelled: DataFrame, max_pieces: int) -> pd.DataFrame:
             .toPandas().sort_values("review_id", ignore_index=True))
 
 
+def fit(pipeline, train: DataFrame):
+    """Fits the feature stages, caches the featurised rows, then fits the classifier on them.
+
+    A plain Pipeline.fit hands the classifier an uncached lineage, and logistic regression reads it
+    more than once (label metadata, then the optimisation): the MiniLM embeddings would be computed
+    twice. Same fitted stages, one pass of the encoder."""
+    from pyspark.ml import Pipeline, PipelineModel
+
+    *feature_stages, classifier = pipeline.getStages()
+    features = Pipeline(stages=feature_stages).fit(train)
+    featured = features.transform(train).persist()
+    try:
+        head = classifier.fit(featured)
+    finally:
+        featured.unpersist()
+    return PipelineModel(stages=[*features.stages, head])
+
+
 def data_fingerprint(df: DataFrame) -> str:
     """Order-independent hash of (review_id, label): same training data, same fingerprint."""
     row = df.select(F.sum(F.xxhash64("review_id", "label").cast("decimal(38,0)")).alias("h")).first()
@@ -127,7 +145,7 @@ def train_one(spark: SparkSession, settings: Settings, name: str, splits: Splits
                        "training_data_hash": data_fingerprint(splits.train), "code_version": rec.code_version}
             mlflow.set_tags(lineage)
 
-            model = pipeline(name, spark, settings).fit(with_class_weights(splits.train, settings.class_weighting))
+            model = fit(pipeline(name, spark, settings), with_class_weights(splits.train, settings.class_weighting))
             test = scored_frame(model, splits.test, settings.max_sentence_length)
             validation = scored_frame(model, splits.validation, settings.max_sentence_length)
             vader = evaluation.vader_predictions(splits.test_texts).join(
