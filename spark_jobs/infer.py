@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pyspark.sql import DataFrame, SparkSession
 
-from . import registry
+from . import ingest, registry
 from .lake import Lake, partition_exists, write_partition
 from .nlp import predictions_from
 from .runlog import RunRecord, StageStopped, stage_run
@@ -45,9 +45,9 @@ def _score(spark, settings: Settings, date: str, ref: registry.ModelRef, zone: s
     with stage_run(settings, stage, date) as rec:
         rec.model_name, rec.model_version = ref.name, ref.version
         source = lake.partition("curated", date)
-        if not partition_exists(spark, source):
-            raise StageStopped(f"{stage} {date}: no curated partition at {source} (run ingest first)",
-                               exit_code=2, status="failed")
+        if not ingest.is_complete(lake, date):
+            raise StageStopped(f"{stage} {date}: not ingested completely ({ingest.completion_marker(lake, date)} is "
+                               f"missing); run `make ingest DATE={date}` first", exit_code=2, status="failed")
         target = lake.partition(zone, date, model_version=ref.version)
         if partition_exists(spark, target) and not rescore:
             rec.status = "skipped"

@@ -32,6 +32,11 @@ QUARANTINE = ["review_id", "text", "title", "rating_raw", "product_id", "departm
               "source_file", "source_line", "raw_record", "reasons"]
 DUPLICATES = ["review_id", "duplicate_of", "duplicate_reason", "first_seen_on", "source_file", "source_line"]
 
+# Written last, after the four partitions and the reconciliation: a date is ingested only when its
+# marker exists. Removed before the first write, so a run killed between two partition swaps
+# leaves the date pending (the next `make run` ingests it again) instead of half-done.
+COMPLETE_MARKER = "ingest_complete.json"
+
 EXIT_NO_INPUT = 2
 EXIT_BLOCKED = 3
 EXIT_LOCKED = 8
@@ -138,6 +143,20 @@ def earlier_batches(spark: SparkSession, lake: Lake, date: str) -> DataFrame | N
             .select("review_id", "text_hash", F.col("ingest_date").cast("string")))
 
 
+def completion_marker(lake: Lake, date: str) -> str:
+    return storage.join(lake.partition("_quality", date), COMPLETE_MARKER)
+
+
+def is_complete(lake: Lake, date: str) -> bool:
+    """True when an ingest of the date wrote every partition and its counts reconciled."""
+    return storage.exists(completion_marker(lake, date))
+
+
+def ingested_dates(lake: Lake) -> list[str]:
+    """Dates whose ingest completed, sorted: what training and promotion may read."""
+    return [d for d in lake.dates("labels") if is_complete(lake, d)]
+
+
 def _gate(settings: Settings, lake: Lake, date: str, batch: DataFrame, rec: RunRecord) -> None:
     quality_dir = lake.partition("_quality", date)
     with tempfile.TemporaryDirectory() as docs:
@@ -184,6 +203,7 @@ def _ingest(spark: SparkSession, settings: Settings, lake: Lake, date: str, rec:
         timings["validate"], clock = round(time.monotonic() - clock, 2), time.monotonic()
 
     curated, quarantine, duplicates = split(batch, earlier_batches(spark, lake, date))
+    storage.delete(completion_marker(lake, date))
     targets = {z: lake.partition(z, date) for z in ("curated", "quarantine", "duplicates", "labels")}
     write_partition(spark, curated, targets["curated"])
     curated = spark.read.parquet(targets["curated"])
@@ -204,4 +224,7 @@ def _ingest(spark: SparkSession, settings: Settings, lake: Lake, date: str, rec:
         raise RuntimeError(
             f"ingest {date}: counts do not reconcile: landed {rec.rows_in} != curated {rec.rows_out} "
             f"+ quarantined {rec.rows_rejected} + duplicates {rec.rows_duplicate}")
+    storage.put_text(completion_marker(lake, date), json.dumps(
+        {"run_id": rec.run_id, "rows_in": rec.rows_in, "curated": rec.rows_out,
+         "quarantined": rec.rows_rejected, "duplicates": rec.rows_duplicate}, sort_keys=True) + "\n")
 

@@ -14,7 +14,7 @@ import os
 import time
 
 from . import infer, ingest, registry, replay, report, train, warehouse
-from .lake import Lake, partition_exists
+from .lake import Lake
 from .runlog import RunRecord, StageStopped
 from .settings import Settings
 from .spark import get_spark
@@ -39,7 +39,7 @@ def run_pipeline(settings: Settings, log=print) -> list[RunRecord]:
     spark = get_spark(settings)
     scored: list[str] = []
     for date in dates:
-        if settings.date or not partition_exists(spark, lake.partition("curated", date)):
+        if settings.date or not ingest.is_complete(lake, date):
             records.append(ingest.run(spark, settings, date))
     if registry.champion(settings) is None:  # first run: learn from every batch at hand
         records += train.run(spark, settings, dates[-1])

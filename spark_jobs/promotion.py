@@ -58,11 +58,11 @@ def gate(spark: SparkSession, settings: Settings, candidate: registry.ModelRef, 
 def run(spark: SparkSession, settings: Settings, force: bool = False) -> RunRecord:
     """`make promote [VERSION=N] [FORCE=1]`: the gate for an already registered version (default:
     the challenger), on today's frozen test set; with force, the version becomes champion as is."""
-    from . import train
+    from . import ingest, train
     from .lake import Lake
 
     version = settings.model_version or getattr(registry.model_by_alias(settings, registry.CHALLENGER), "version", "")
-    dates = Lake(settings).dates("labels")
+    dates = ingest.ingested_dates(Lake(settings))
     with stage_run(settings, "promote", dates[-1] if dates else "none") as rec:
         if not version:
             raise StageStopped("promote: no VERSION given and no challenger set", exit_code=2, status="failed")

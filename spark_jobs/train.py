@@ -11,7 +11,7 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from . import evaluation, registry
+from . import evaluation, ingest, registry
 from .lake import Lake
 from .nlp import LABELS, label_index, pipeline, predictions_from
 from .runlog import RunRecord, StageStopped, stage_run
@@ -109,7 +109,7 @@ class Splits:
 
 def run(spark: SparkSession, settings: Settings, date: str | None = None) -> list[RunRecord]:
     lake = Lake(settings)
-    dates = [d for d in lake.dates("labels") if not date or d <= date]
+    dates = [d for d in ingest.ingested_dates(lake) if not date or d <= date]
     if not dates:
         raise StageStopped("train: no labelled curated data in the lake yet (run ingest first)",
                            exit_code=EXIT_NO_TRAINING_DATA, status="failed")

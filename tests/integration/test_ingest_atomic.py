@@ -54,9 +54,11 @@ def test_kill_mid_write_keeps_the_old_partition_and_a_rerun_matches_an_uninterru
         proc.wait()
 
     assert curated_rows(spark, settings) == before  # readers still see the complete old partition
+    assert not ingest.is_complete(Lake(settings), DATE)  # ...but the date is pending again for `make run`
 
     ingest.run(spark, settings, DATE)  # takes over the dead run's lock, cleans its staging folder
     assert not [n for n in os.listdir(zone) if n.startswith("_")]
+    assert ingest.is_complete(Lake(settings), DATE)
     uninterrupted = make_settings(tmp_path / "b")
     shutil.copytree(Lake(settings).zone("raw"), Lake(uninterrupted).zone("raw"))
     ingest.run(spark, uninterrupted, DATE)

@@ -85,6 +85,22 @@ def test_shadow_scoring_is_kept_apart_incremental_and_repeatable(spark, lake):
 
 
 @pytest.mark.slow
+def test_inference_refuses_a_date_whose_ingest_did_not_complete(spark, lake):
+    from spark_jobs.runlog import StageStopped
+
+    marker = ingest.completion_marker(Lake(lake), D2)
+    saved = storage.read_text(marker)
+    storage.delete(marker)  # what an ingest killed between two partition swaps leaves
+    try:
+        with pytest.raises(StageStopped) as stop:
+            infer.run(spark, lake, D2)
+        assert stop.value.exit_code == 2 and f"make ingest DATE={D2}" in str(stop.value)
+        assert D2 not in ingest.ingested_dates(Lake(lake))  # nor is it trained on
+    finally:
+        storage.put_text(marker, saved)
+
+
+@pytest.mark.slow
 def test_a_broken_champion_stops_with_a_clear_message(spark, lake, tmp_path):
     from spark_jobs.runlog import StageStopped
 
