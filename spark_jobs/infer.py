@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame, SparkSession
 from . import ingest, registry
 from .lake import Lake, partition_exists, write_partition
 from .nlp import predictions_from
-from .runlog import RunRecord, StageStopped, stage_run
+from .runlog import RunRecord, StageStopped, progress, stage_run
 from .settings import Settings
 from .spark import scoring_partitions
 
@@ -60,6 +60,7 @@ def _score(spark, settings: Settings, date: str, ref: registry.ModelRef, zone: s
                                exit_code=registry.EXIT_NO_CHAMPION, status="failed") from exc
         curated = spark.read.parquet(source).repartition(scoring_partitions(spark, settings), "review_id")
         rec.rows_in = curated.count()
+        progress(stage, date, f"scoring {rec.rows_in:,} rows with {ref.name} v{ref.version}")
         write_partition(spark, score(model, curated, ref, rec.run_id, settings.max_sentence_length), target)
         written = spark.read.parquet(target)
         rec.rows_out = written.count()

@@ -5,7 +5,7 @@ import glob
 import os
 import sys
 
-from .settings import Settings, SettingsError
+from .settings import PROJECT_ROOT, Settings, SettingsError
 
 _session = None
 
@@ -39,6 +39,9 @@ def spark_conf(settings: Settings) -> dict[str, str]:
                 f"setting jars_dir={settings.path('jars_dir')}: no jars there; run `make setup`"
             )
         conf["spark.jars"] = ",".join(jars)
+        logging_conf = os.path.join(PROJECT_ROOT, "conf", "log4j2.properties")
+        if os.path.isfile(logging_conf):  # quiet startup; an installed wheel keeps Spark's default
+            conf["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{logging_conf}"
     if settings.lake_root.startswith("s3a://"):
         conf["spark.hadoop.fs.s3a.impl"] = "org.apache.hadoop.fs.s3a.S3AFileSystem"
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
@@ -61,6 +64,8 @@ def get_spark(settings: Settings):
 
     if settings.target == "local":
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        if settings.spark_master.startswith("local"):
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # one machine: bind to loopback, say nothing
     builder = SparkSession.builder.master(settings.spark_master)
     for key, value in spark_conf(settings).items():
         builder = builder.config(key, value)

@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 from . import evaluation, ingest, registry
 from .lake import Lake
 from .nlp import LABELS, label_index, pipeline, predictions_from
-from .runlog import RunRecord, StageStopped, stage_run
+from .runlog import RunRecord, StageStopped, progress, stage_run
 from .settings import Settings
 from .spark import scoring_partitions
 
@@ -128,6 +128,9 @@ def train_one(spark: SparkSession, settings: Settings, name: str, splits: Splits
 
     from . import promotion
 
+    def step(text: str) -> None:  # fitting MiniLM takes minutes: say what is happening
+        progress("train", date, f"{name}: {text}")
+
     with stage_run(settings, "train", date) as rec:
         rec.rows_in = splits.counts["train"]
         registry.client(settings)
@@ -145,7 +148,9 @@ def train_one(spark: SparkSession, settings: Settings, name: str, splits: Splits
                        "training_data_hash": data_fingerprint(splits.train), "code_version": rec.code_version}
             mlflow.set_tags(lineage)
 
+            step(f"fitting on {splits.counts['train']:,} rows of {len(splits.dates)} dates")
             model = fit(pipeline(name, spark, settings), with_class_weights(splits.train, settings.class_weighting))
+            step(f"evaluating on {splits.counts['test']:,} test and {splits.counts['validation']:,} validation rows")
             test = scored_frame(model, splits.test, settings.max_sentence_length)
             validation = scored_frame(model, splits.validation, settings.max_sentence_length)
             vader = evaluation.vader_predictions(splits.test_texts).join(
@@ -164,6 +169,7 @@ def train_one(spark: SparkSession, settings: Settings, name: str, splits: Splits
             for k, v in {**lineage, "test_macro_f1": f"{scores['macro_f1']:.4f}",
                          "test_accuracy": f"{scores['accuracy']:.4f}"}.items():
                 client.set_model_version_tag(ref.name, ref.version, k, v)
+            step(f"registered as {ref.name} v{ref.version}; promotion gate")
             decision = promotion.gate(spark, settings, ref, test, splits)
 
         rec.model_name, rec.model_version = ref.name, ref.version
