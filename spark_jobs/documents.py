@@ -3,7 +3,8 @@
 `parse_file` turns one landed file (CSV, JSONL or Parquet, optionally gzip) into canonical records,
 each with the line (or row offset) it came from and, when it could not be read as a record, a
 `parse_error`. Damage is handled, not fatal: a BOM, CRLF, NUL bytes, invalid UTF-8 (replaced; a file
-that is not UTF-8 at all is read as cp1252), a truncated gzip stream or last line. `clean` normalises
+that is not UTF-8 at all is read as cp1252), a truncated gzip stream or last line, a Parquet file
+that cannot be read at all (one malformed record). `clean` normalises
 the text fields. The ingest job runs both inside Spark (mapInPandas), one file per task.
 """
 from __future__ import annotations
@@ -200,11 +201,19 @@ def _parse_jsonl(path: str, text: str, spec: dict, note: str | None):
 
 
 def _parse_parquet(path: str, data: bytes, spec: dict, notes: list[str]):
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pq.read_table(io.BytesIO(data))
-    found, missing = _resolve(table.column_names, spec["columns"])
     note = "; ".join(notes) or None
+    try:
+        table = pq.read_table(io.BytesIO(data))
+    except (pa.ArrowException, OSError) as exc:
+        # A half-copied or corrupt file has no rows to recover: it stands as one malformed record,
+        # so it is quarantined and counted, and the batch's other files go on.
+        error = f"unreadable_parquet: {str(exc).splitlines()[0][:200]}"
+        yield _frame([_record({}, {}, [], path, 1, error, f"<{len(data):,} bytes not readable as Parquet>", note)])
+        return
+    found, missing = _resolve(table.column_names, spec["columns"])
     offset = 0
     for batch in table.to_batches(max_chunksize=CHUNK):
         records = []

@@ -114,6 +114,10 @@ CASES = [
     Case("truncated gzip", {"reviews": ("cut.csv.gz", gzip.compress(reviews(*[(str(i), "t", f"review {i} " * 20, "4") for i in range(400)]))[:1500])},
          landed=None, reasons=None),
     Case("parquet", {"parquet": ("c.parquet", parquet_bytes())}, landed=6, curated=5, reasons={"text_empty": 1}),
+    Case("half-written parquet beside a good file", {"parquet": ("c.parquet", parquet_bytes()[:-100]), "jsonl": (
+        "j.jsonl", b"".join(b'{"id": %d, "body": "fine %d"}\n' % (i, i) for i in range(9)))},
+         landed=10, curated=9, reasons={"malformed_record": 1},
+         check=lambda df: df.source_file.str.endswith("j.jsonl").all()),
     Case("mixed sources in one batch", {"reviews": ("r.csv", reviews(*GOOD[:3])), "jsonl": ("j.jsonl", b'{"id": 1, "body": "one"}\n')},
          landed=4, curated=4),
 ]
