@@ -5,14 +5,16 @@ the challenger, when one is set, scores the same rows in shadow.
     predictions_shadow/ingest_date=D/model_version=V/   the challenger's, never mixed in
 
 One row per curated document: label, confidence, per-class scores, flags (long_text, non_english),
-model name, version and the run id that wrote it. A (date, version) already scored is skipped unless
+model name, version, the run id that wrote it, and whether the model was fitted on the document
+(`seen_in_training`: dbt leaves those out of model-quality figures). A (date, version) already scored is skipped unless
 `--rescore`, so re-runs do no repeated work and a promotion re-scores history on the next run.
 """
 from __future__ import annotations
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
 
-from . import ingest, registry
+from . import ingest, registry, train
 from .lake import Lake, partition_exists, write_partition
 from .nlp import predictions_from
 from .runlog import RunRecord, StageStopped, progress, stage_run
@@ -20,9 +22,19 @@ from .settings import Settings
 from .spark import scoring_partitions
 
 
-def score(model, curated: DataFrame, ref: registry.ModelRef, run_id: str, max_pieces: int) -> DataFrame:
+def seen_in_training(scope: registry.TrainingScope | None, date: str) -> Column:
+    """True for the documents of `date` that the model was fitted on (its train split of its
+    training dates), so that quality against labels is measured on the others only."""
+    if scope is None or date not in scope.dates:
+        return F.lit(False)
+    return train.in_train_split(F.col("review_id"), scope.test_fraction, scope.validation_fraction)
+
+
+def score(model, curated: DataFrame, ref: registry.ModelRef, run_id: str, max_pieces: int,
+          seen: Column | None = None) -> DataFrame:
     """Pure: curated documents -> prediction rows."""
-    return predictions_from(model.transform(curated), ref.name, ref.version, run_id, max_pieces)
+    return (predictions_from(model.transform(curated), ref.name, ref.version, run_id, max_pieces)
+            .withColumn("seen_in_training", F.lit(False) if seen is None else seen))
 
 
 def run(spark: SparkSession, settings: Settings, date: str, rescore: bool = False) -> list[RunRecord]:
@@ -61,7 +73,8 @@ def _score(spark, settings: Settings, date: str, ref: registry.ModelRef, zone: s
         curated = spark.read.parquet(source).repartition(scoring_partitions(spark, settings), "review_id")
         rec.rows_in = curated.count()
         progress(stage, date, f"scoring {rec.rows_in:,} rows with {ref.name} v{ref.version}")
-        write_partition(spark, score(model, curated, ref, rec.run_id, settings.max_sentence_length), target)
+        seen = seen_in_training(registry.training_scope(settings, ref), date)
+        write_partition(spark, score(model, curated, ref, rec.run_id, settings.max_sentence_length, seen), target)
         written = spark.read.parquet(target)
         rec.rows_out = written.count()
         rec.outputs.update({"predictions": target,

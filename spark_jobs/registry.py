@@ -89,6 +89,31 @@ def version(settings: Settings, number: str) -> ModelRef | None:
     return ModelRef(settings.model_name, str(mv.version), mv.run_id)
 
 
+@dataclass(frozen=True)
+class TrainingScope:
+    """What a version was fitted on: its training dates and the frozen split it took the train rows from."""
+    dates: frozenset
+    test_fraction: float
+    validation_fraction: float
+
+
+def training_scope(settings: Settings, ref: ModelRef) -> TrainingScope | None:
+    """From the version's tags and its run's parameters; None when they are not there (a version
+    registered by hand)."""
+    from mlflow.exceptions import MlflowException
+
+    c = client(settings)
+    try:
+        tags = c.get_model_version(ref.name, ref.version).tags
+        params = c.get_run(ref.run_id).data.params if ref.run_id else {}
+    except MlflowException:
+        return None
+    if not tags.get("training_dates") or not {"test_fraction", "validation_fraction"} <= set(params):
+        return None
+    return TrainingScope(frozenset(tags["training_dates"].split(",")), float(params["test_fraction"]),
+                         float(params["validation_fraction"]))
+
+
 _loaded: dict[str, object] = {}  # (tracking uri, model uri) -> fitted pipeline, loaded once per process
 
 

@@ -26,12 +26,21 @@ def split_bucket(review_id) -> F.Column:
     return F.pmod(F.xxhash64(review_id), F.lit(100))
 
 
-def frozen_split(labelled: DataFrame, test_fraction: float, validation_fraction: float):
-    """-> (train, validation, test), by bucket: [0, test) test, [test, test+val) validation."""
-    bucket = split_bucket(F.col("review_id"))
+def split_cuts(test_fraction: float, validation_fraction: float) -> tuple[int, int]:
+    """Buckets [0, test_cut) are test, [test_cut, train_cut) validation, the rest train."""
     test_cut = int(round(test_fraction * 100))
-    val_cut = test_cut + int(round(validation_fraction * 100))
-    return (labelled.where(bucket >= val_cut), labelled.where((bucket >= test_cut) & (bucket < val_cut)),
+    return test_cut, test_cut + int(round(validation_fraction * 100))
+
+
+def in_train_split(review_id, test_fraction: float, validation_fraction: float) -> F.Column:
+    return split_bucket(review_id) >= split_cuts(test_fraction, validation_fraction)[1]
+
+
+def frozen_split(labelled: DataFrame, test_fraction: float, validation_fraction: float):
+    """-> (train, validation, test), by bucket."""
+    bucket = split_bucket(F.col("review_id"))
+    test_cut, train_cut = split_cuts(test_fraction, validation_fraction)
+    return (labelled.where(bucket >= train_cut), labelled.where((bucket >= test_cut) & (bucket < train_cut)),
             labelled.where(bucket < test_cut))
 
 

@@ -2,7 +2,8 @@
 
 Three batches of reviews (2026-11-01..03) plus a fourth whose ingest was blocked: curated
 documents, quarantined rows with their reasons, labels for the first two dates only, predictions
-from model version 1 on every date and version 2 rescoring 2026-11-01, a shadow challenger
+from model version 1 on every date (fitted on 6 documents of 2026-11-01) and version 2 rescoring
+2026-11-01, a shadow challenger
 (version 3) on 2026-11-02 and 03, and run records including a failed and a blocked ingest. Written
 with pyarrow; the returned `Lake` keeps the frames so tests compute their expectations from the
 same rows independently of dbt.
@@ -37,7 +38,8 @@ LABELS_SCHEMA = pa.schema([("review_id", pa.string()), ("rating", pa.int32()), (
 PREDICTIONS = pa.schema([("review_id", pa.string()), ("label", pa.string()), ("confidence", pa.float64()),
                          ("score_negative", pa.float64()), ("score_neutral", pa.float64()),
                          ("score_positive", pa.float64()), ("model_name", pa.string()),
-                         ("model_version", pa.string()), ("run_id", pa.string())])
+                         ("model_version", pa.string()), ("run_id", pa.string()),
+                         ("seen_in_training", pa.bool_())])
 
 # product_id -> (department, class); product 1002 is once filed under another class.
 PRODUCTS = {"1078": ("Dresses", "Dresses"), "862": ("Tops", "Knits"), "1094": ("Dresses", "Dresses"),
@@ -97,13 +99,16 @@ def scores(rng: random.Random, rating: int, accuracy: float) -> tuple[str, dict[
     return label, {label: top, others[0]: rest, others[1]: round(1 - top - rest, 4)}
 
 
-def predict(rng: random.Random, docs: pd.DataFrame, version: int, run_id: str, accuracy: float) -> pd.DataFrame:
+def predict(rng: random.Random, docs: pd.DataFrame, version: int, run_id: str, accuracy: float,
+            fitted_on: int = 0) -> pd.DataFrame:
+    """The first `fitted_on` documents are ones the model was trained on (seen_in_training)."""
     rows = []
-    for doc in docs.itertuples():
+    for i, doc in enumerate(docs.itertuples()):
         label, s = scores(rng, doc.rating, accuracy)
         rows.append({"review_id": doc.review_id, "label": label, "confidence": s[label],
                      "score_negative": s["negative"], "score_neutral": s["neutral"], "score_positive": s["positive"],
-                     "model_name": "review_sentiment", "model_version": str(version), "run_id": run_id})
+                     "model_name": "review_sentiment", "model_version": str(version), "run_id": run_id,
+                     "seen_in_training": i < fitted_on})
     return pd.DataFrame(rows)
 
 
@@ -162,7 +167,8 @@ def write_lake(root: Path, *, seed: int = 7) -> Lake:
             run = write_run(root, "infer", date, clock, 6.0, rows_in=len(docs), rows_out=len(docs),
                             model_name="review_sentiment", model_version=str(version))
             clock += dt.timedelta(minutes=1)
-            preds = predict(rng, docs, version, run["run_id"], accuracy)
+            # version 1 was trained on the first batch: 6 of its documents were in the train split
+            preds = predict(rng, docs, version, run["run_id"], accuracy, fitted_on=6 if (version, day) == (1, 0) else 0)
             write_parquet(root / "predictions" / f"ingest_date={date}" / f"model_version={version}", preds, PREDICTIONS)
             predictions.append(preds.assign(ingest_date=date, model_version=version))
         if day >= 1:

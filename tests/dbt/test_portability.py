@@ -122,7 +122,7 @@ def table_parts(create: exp.Create) -> dict:
 
 def test_glue_ddl_describes_the_files_the_lake_holds(glue_ddl, fixture_lake):
     """Glue types match the Parquet types the Spark jobs write; projection covers each partition key."""
-    glue_to_arrow = {"STRING": "string", "INT": "int32", "DOUBLE": "double", "BIGINT": "int64",
+    glue_to_arrow = {"STRING": "string", "INT": "int32", "DOUBLE": "double", "BIGINT": "int64", "BOOLEAN": "bool",
                      "ARRAY<STRING>": "list<element: string>"}
     tables = {t["name"]: t for t in map(table_parts, glue_ddl)}
     assert set(tables) == {"curated", "quarantine", "labels", "predictions", "predictions_shadow", "runs"}

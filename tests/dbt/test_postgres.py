@@ -26,7 +26,8 @@ from tests.dbt.test_portability import MARTS
 
 GLUE_TO = {  # Glue type -> (PostgreSQL, DuckDB) type
     "string": ("varchar", "varchar"), "int": ("integer", "integer"), "bigint": ("bigint", "bigint"),
-    "double": ("double precision", "double"), "array<string>": ("varchar[]", "varchar[]")}
+    "double": ("double precision", "double"), "boolean": ("boolean", "boolean"),
+    "array<string>": ("varchar[]", "varchar[]")}
 
 
 def pg_bin(name: str) -> str | None:
@@ -112,7 +113,7 @@ def test_postgres_build_passes_and_its_marts_equal_duckdbs(postgres, duckdb_buil
            "NLP_PG_USER": "postgres", "NLP_PG_DATABASE": "nlp", "NLP_LAKE_SCHEMA": "nlp_lake"}
     res = dbt(["build"], tmp_path, env)
     assert res.success, res.failures() or res.exception
-    assert sum(str(r.node.resource_type) == "unit_test" for r in res.results) == 6
+    assert sum(str(r.node.resource_type) == "unit_test" for r in res.results) == 8
 
     con = duckdb.connect()
     con.execute(f"attach '{duckdb_build.warehouse}' as built (read_only)")

@@ -7,7 +7,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from spark_jobs import cli, registry, storage
+from spark_jobs import cli, registry, storage, train
 from spark_jobs.lake import Lake
 from spark_jobs.orchestrator import run_pipeline
 from tests.conftest import CORPUS, MODEL_DIR, need
@@ -74,6 +74,12 @@ def test_every_landed_row_is_accounted_for_and_scored_once(spark, first_run):
     assert ((scores - 1).abs() < 1e-6).all() and (preds.confidence >= 1 / 3).all()
     quarantine = spark.read.parquet(lake.zone("quarantine")).toPandas()
     assert quarantine.reasons.map(len).min() >= 1  # the corpus has reviews without text
+
+    # the champion was trained on both dates: exactly its train split is marked as seen
+    fitted, _, _ = train.frozen_split(train.labelled_documents(spark, settings, DATES),
+                                      settings.test_fraction, settings.validation_fraction)
+    fitted_ids = {r.review_id for r in fitted.select("review_id").collect()}
+    assert 0 < len(fitted_ids) < len(preds) and set(preds[preds.seen_in_training].review_id) == fitted_ids
 
 
 @pytest.mark.slow

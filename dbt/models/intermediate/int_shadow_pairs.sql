@@ -1,5 +1,6 @@
 -- Each shadow prediction beside the champion's current prediction of the same document, with the
--- ground truth when it is known.
+-- ground truth when it is known and neither model was fitted on the document (so that the two
+-- accuracies compare the models on data both did not learn).
 select
     shadow.ingest_date,
     shadow.review_id,
@@ -19,3 +20,5 @@ join {{ ref('int_current_predictions') }} as champion
 left join {{ ref('stg_labels') }} as labels
     on  labels.review_id = shadow.review_id
     and labels.ingest_date = shadow.ingest_date
+    and coalesce(shadow.seen_in_training, false) = false
+    and coalesce(champion.seen_in_training, false) = false

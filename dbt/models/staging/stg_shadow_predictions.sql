@@ -9,5 +9,6 @@ select
     score_positive,
     model_name,
     model_version,
-    run_id
+    run_id,
+    coalesce(seen_in_training, false)  as seen_in_training
 from {{ lake_source('predictions_shadow') }} as predictions_shadow
