@@ -4,8 +4,8 @@
 each with the line (or row offset) it came from and, when it could not be read as a record, a
 `parse_error`. Damage is handled, not fatal: a BOM, CRLF, NUL bytes, invalid UTF-8 (replaced; a file
 that is not UTF-8 at all is read as cp1252), a truncated gzip stream or last line, a Parquet file
-that cannot be read at all (one malformed record). `clean` normalises
-the text fields. The ingest job runs both inside Spark (mapInPandas), one file per task.
+that cannot be read at all (one malformed record). `clean` normalises the text fields. The ingest
+job runs both inside Spark (mapInPandas), one file per task.
 """
 from __future__ import annotations
 

@@ -6,8 +6,9 @@ the challenger, when one is set, scores the same rows in shadow.
 
 One row per curated document: label, confidence, per-class scores, flags (long_text, non_english),
 model name, version, the run id that wrote it, and whether the model was fitted on the document
-(`seen_in_training`: dbt leaves those out of model-quality figures). A (date, version) already scored is skipped unless
-`--rescore`, so re-runs do no repeated work and a promotion re-scores history on the next run.
+(`seen_in_training`: dbt leaves those out of model-quality figures). A (date, version) already
+scored is skipped unless `--rescore`, so re-runs do no repeated work and a promotion re-scores
+history on the next run.
 """
 from __future__ import annotations
 

@@ -99,7 +99,8 @@ class TrainingScope:
 
 def training_scope(settings: Settings, ref: ModelRef) -> TrainingScope | None:
     """From the version's tags and its run's parameters; None when they are not there (a version
-    registered by hand)."""
+    registered by hand). With `train_max_rows` the model saw a sample of its train split; the whole
+    split still counts as seen, which only ever leaves out more documents."""
     from mlflow.exceptions import MlflowException
 
     c = client(settings)
