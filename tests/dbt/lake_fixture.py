@@ -3,8 +3,8 @@
 Three batches of reviews (2026-11-01..03) plus a fourth whose ingest was blocked: curated
 documents, quarantined rows with their reasons, labels for the first two dates only, predictions
 from model version 1 on every date (fitted on 6 documents of 2026-11-01) and version 2 rescoring
-2026-11-01, a shadow challenger
-(version 3) on 2026-11-02 and 03, and run records including a failed and a blocked ingest. Written
+2026-11-01, a shadow challenger (version 3) on 2026-11-02 and 03, and run records including a
+failed and a blocked ingest. Written
 with pyarrow; the returned `Lake` keeps the frames so tests compute their expectations from the
 same rows independently of dbt.
 """
