@@ -58,6 +58,11 @@ def _need_date(s) -> str:
 
 def dispatch(args, s) -> int:
     cmd = args.command
+    from .lake import Lake
+
+    moved = Lake(s).migrate_legacy_zones()
+    if moved:
+        print(f"lake: moved {', '.join(moved)} from their old names (_{', _'.join(moved)})", file=sys.stderr)
     if cmd == "run":
         from .orchestrator import run_pipeline
 

@@ -515,7 +515,7 @@ class Launcher:
     def print_outputs(self, date: str) -> None:
         lake = f"s3://{self.bucket}/{LAKE_PREFIX}"
         self.out(f"Done: pipeline for {date} succeeded ({self.version}, {self.s.emr_profile} profile).")
-        self.out(f"  lake        {lake}/ (curated, quarantine, predictions/ingest_date={date}/, _runs)")
+        self.out(f"  lake        {lake}/ (curated, quarantine, predictions/ingest_date={date}/, runs)")
         self.out(f"  warehouse   Athena {self.s.athena_schema} (workgroup {self.s.athena_workgroup}): "
                  f"select * from {self.s.athena_schema}.mart_daily_sentiment")
         self.out(f"  report      s3://{self.bucket}/reports/{date}/monitoring.html")

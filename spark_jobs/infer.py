@@ -21,6 +21,7 @@ from .nlp import predictions_from
 from .runlog import RunRecord, StageStopped, progress, stage_run
 from .settings import Settings
 from .spark import scoring_partitions
+from .vocabulary import RunStatus
 
 
 def seen_in_training(scope: registry.TrainingScope | None, date: str) -> Column:
@@ -44,7 +45,7 @@ def run(spark: SparkSession, settings: Settings, date: str, rescore: bool = Fals
         with stage_run(settings, "infer", date):
             raise StageStopped(
                 f"infer {date}: no '{registry.CHAMPION}' alias on model {settings.model_name} in "
-                f"{settings.mlflow_uri} (run `make train` first)", exit_code=registry.EXIT_NO_CHAMPION, status="failed")
+                f"{settings.mlflow_uri} (run `make train` first)", exit_code=registry.EXIT_NO_CHAMPION, status=RunStatus.FAILED)
     records = [_score(spark, settings, date, champion, "predictions", "infer", rescore)]
     challenger = registry.model_by_alias(settings, registry.CHALLENGER)
     if challenger and challenger.version != champion.version:
@@ -60,17 +61,17 @@ def _score(spark, settings: Settings, date: str, ref: registry.ModelRef, zone: s
         source = lake.partition("curated", date)
         if not ingest.is_complete(lake, date):
             raise StageStopped(f"{stage} {date}: not ingested completely ({ingest.completion_marker(lake, date)} is "
-                               f"missing); run `make ingest DATE={date}` first", exit_code=2, status="failed")
+                               f"missing); run `make ingest DATE={date}` first", exit_code=2, status=RunStatus.FAILED)
         target = lake.partition(zone, date, model_version=ref.version)
         if partition_exists(spark, target) and not rescore:
-            rec.status = "skipped"
+            rec.status = RunStatus.SKIPPED
             rec.message = f"already scored by {ref.name} v{ref.version}"
             return rec
         try:
             model = registry.load_pipeline(settings, ref)
         except Exception as exc:
             raise StageStopped(f"{stage} {date}: model {ref.uri} cannot be loaded: {exc}".splitlines()[0],
-                               exit_code=registry.EXIT_NO_CHAMPION, status="failed") from exc
+                               exit_code=registry.EXIT_NO_CHAMPION, status=RunStatus.FAILED) from exc
         curated = spark.read.parquet(source).repartition(scoring_partitions(spark, settings), "review_id")
         rec.rows_in = curated.count()
         progress(stage, date, f"scoring {rec.rows_in:,} rows with {ref.name} v{ref.version}")

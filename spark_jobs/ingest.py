@@ -25,10 +25,11 @@ from .landing import load_sources
 from .nlp import label_of_rating
 from .runlog import RunRecord, StageStopped, stage_run
 from .settings import Settings
+from .vocabulary import RunStatus
 
-CURATED = ["review_id", "text", "title", "rating", "product_id", "department", "class",
+CURATED = ["review_id", "text", "title", "rating", "product_id", "department", "class", "source",
            "source_file", "source_line", "text_hash", "text_truncated"]
-QUARANTINE = ["review_id", "text", "title", "rating_raw", "product_id", "department", "class",
+QUARANTINE = ["review_id", "text", "title", "rating_raw", "product_id", "department", "class", "source",
               "source_file", "source_line", "raw_record", "reasons"]
 DUPLICATES = ["review_id", "duplicate_of", "duplicate_reason", "first_seen_on", "source_file", "source_line"]
 
@@ -58,10 +59,12 @@ def parse_source(spark: SparkSession, folder: str, spec: dict, max_text_chars: i
     return files.mapInPandas(parse, CLEANED_SCHEMA)
 
 
-def with_rating(df: DataFrame) -> DataFrame:
-    """rating as an integer where rating_raw is a whole number, else null."""
+def with_derived(df: DataFrame) -> DataFrame:
+    """The columns the gate checks besides the parsed ones: `rating` as an integer where rating_raw
+    is a whole number (else null), and `longest_field` (quality.BOUNDED_FIELDS)."""
     whole = F.col("rating_raw").rlike(quality.INTEGER_PATTERN)
-    return df.withColumn("rating", F.when(whole, F.trim("rating_raw").cast("double").cast("int")))
+    return (df.withColumn("rating", F.when(whole, F.trim("rating_raw").cast("double").cast("int")))
+            .withColumn("longest_field", quality.longest_field()))
 
 
 def split(batch: DataFrame, earlier: DataFrame | None = None) -> tuple[DataFrame, DataFrame, DataFrame]:
@@ -119,19 +122,20 @@ def read_batch(spark: SparkSession, settings: Settings, date: str) -> DataFrame:
     source_dirs = [d for d in storage.list_dirs(raw) if d.startswith("source=")]
     if not source_dirs:
         raise StageStopped(f"ingest {date}: no landed files under {raw} (land some with `make land`)",
-                           exit_code=EXIT_NO_INPUT, status="failed")
+                           exit_code=EXIT_NO_INPUT, status=RunStatus.FAILED)
     sources = load_sources(settings)
     frames = []
     for d in source_dirs:
         name = d.split("=", 1)[1]
         if name not in sources:
             raise StageStopped(f"ingest {date}: {raw}/{d} has no mapping in {settings.path('sources_file')}",
-                               exit_code=EXIT_NO_INPUT, status="failed")
-        frames.append(parse_source(spark, storage.join(raw, d), sources[name], settings.max_text_chars))
+                               exit_code=EXIT_NO_INPUT, status=RunStatus.FAILED)
+        frames.append(parse_source(spark, storage.join(raw, d), sources[name], settings.max_text_chars)
+                      .withColumn("source", F.lit(name)))
     batch = frames[0]
     for f in frames[1:]:
         batch = batch.unionByName(f)
-    return with_rating(batch)
+    return with_derived(batch)
 
 
 def earlier_batches(spark: SparkSession, lake: Lake, date: str) -> DataFrame | None:
@@ -144,7 +148,7 @@ def earlier_batches(spark: SparkSession, lake: Lake, date: str) -> DataFrame | N
 
 
 def completion_marker(lake: Lake, date: str) -> str:
-    return storage.join(lake.partition("_quality", date), COMPLETE_MARKER)
+    return storage.join(lake.partition("quality", date), COMPLETE_MARKER)
 
 
 def is_complete(lake: Lake, date: str) -> bool:
@@ -158,7 +162,7 @@ def ingested_dates(lake: Lake) -> list[str]:
 
 
 def _gate(settings: Settings, lake: Lake, date: str, batch: DataFrame, rec: RunRecord) -> None:
-    quality_dir = lake.partition("_quality", date)
+    quality_dir = lake.partition("quality", date)
     with tempfile.TemporaryDirectory() as docs:
         gate = quality.validate(batch, os.path.join(settings.path("expectations_dir"), "documents.json"),
                                 settings.critical_max_failing_share, docs_dir=docs)
@@ -184,7 +188,7 @@ def run(spark: SparkSession, settings: Settings, date: str) -> RunRecord:
             with lock(settings, f"ingest-{date}"):
                 _ingest(spark, settings, lake, date, rec)
         except LockedError as exc:
-            raise StageStopped(f"ingest {date}: refused, {exc}", exit_code=EXIT_LOCKED, status="failed") from None
+            raise StageStopped(f"ingest {date}: refused, {exc}", exit_code=EXIT_LOCKED, status=RunStatus.FAILED) from None
     return rec
 
 

@@ -6,12 +6,15 @@
     <lake_root>/duplicates/ingest_date=D/*.parquet     rows dropped as duplicates, each naming its original
     <lake_root>/labels/ingest_date=D/*.parquet
     <lake_root>/predictions/ingest_date=D/model_version=V/*.parquet
-    <lake_root>/_runs/stage=X/ingest_date=D/<run_id>.json
-    <lake_root>/_quality/ingest_date=D/validation.json, data_docs/index.html
-    <lake_root>/_locks/<name>.lock                      held while a stage writes a date
+    <lake_root>/runs/stage=X/ingest_date=D/<run_id>.json
+    <lake_root>/quality/ingest_date=D/validation.json, data_docs/index.html
+    <lake_root>/locks/<name>.lock                       held while a stage writes a date
 
 Folders whose names start with `_` or `.` are ignored by Spark and by the dbt sources'
-`ingest_date=*` globs, so staging copies are invisible until they are swapped in.
+`ingest_date=*` globs, so staging copies are invisible until they are swapped in. For the same
+reason no zone may start with one: Athena and Hive skip such locations (AWS: "Table location in
+Amazon S3"), so a table there reads as empty. Lakes written before this rule kept run records
+under `_runs`, `_quality` and `_locks`; `migrate_legacy_zones` moves them once.
 """
 from __future__ import annotations
 
@@ -26,7 +29,8 @@ from .settings import Settings
 from . import storage
 
 ZONES = ("raw", "curated", "quarantine", "duplicates", "labels", "predictions", "predictions_shadow",
-         "_runs", "_quality", "_locks")
+         "runs", "quality", "locks")
+LEGACY_ZONES = {"runs": "_runs", "quality": "_quality", "locks": "_locks"}  # zone -> its name before
 
 
 class Lake:
@@ -46,6 +50,17 @@ class Lake:
         return sorted(
             d.split("=", 1)[1] for d in storage.list_dirs(self.zone(zone)) if d.startswith("ingest_date=")
         )
+
+    def migrate_legacy_zones(self) -> list[str]:
+        """Moves what a lake written by an older version kept under `_runs`, `_quality` and `_locks`
+        to the zones' current names (files already there win); returns the zones moved."""
+        moved = []
+        for zone, legacy in LEGACY_ZONES.items():
+            old = storage.join(self.root, legacy)
+            if storage.list_files(old, include_hidden=True):
+                storage.move_tree(old, self.zone(zone))
+                moved.append(zone)
+        return moved
 
 
 def _fs(spark, uri: str):
@@ -117,7 +132,7 @@ class LockedError(RuntimeError):
 def lock(settings: Settings, name: str):
     """One writer per name (e.g. ingest-2026-11-01): a second one is refused while the first runs.
     A lock left by a process that died on this host is taken over."""
-    uri = storage.join(Lake(settings).zone("_locks"), f"{name}.lock")
+    uri = storage.join(Lake(settings).zone("locks"), f"{name}.lock")
     me = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if not storage.create_exclusive(uri, json.dumps(me)):
         try:

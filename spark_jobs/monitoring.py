@@ -17,7 +17,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-SEVERITIES = ("warning", "critical")
+from .vocabulary import SEVERITIES
 _TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?")
 _EPS = 1e-4  # stands in for an empty bin, so a bin the baseline never saw counts as a large shift
 
@@ -245,4 +245,4 @@ def evaluate(metrics: Mapping[str, float | None], rule_list: Sequence[Rule]) -> 
 def worst(alerts: Iterable[Alert | Mapping]) -> str:
     """ok, warning or critical: the most severe of the alerts."""
     found = {a.severity if isinstance(a, Alert) else a["severity"] for a in alerts}
-    return "critical" if "critical" in found else "warning" if "warning" in found else "ok"
+    return next((s for s in reversed(SEVERITIES) if s in found), "ok")

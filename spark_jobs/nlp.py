@@ -26,8 +26,8 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 from .settings import PROJECT_ROOT, Settings, SettingsError
+from .vocabulary import LABELS
 
-LABELS = ("negative", "neutral", "positive")
 PIPELINES = ("tfidf_logreg", "minilm_logreg")
 
 # The one place the model input is composed, as a Spark ML stage so serving uses the same rule.

@@ -18,6 +18,7 @@ from .lake import Lake
 from .runlog import RunRecord, StageStopped
 from .settings import Settings
 from .spark import get_spark
+from .vocabulary import RunStatus
 
 
 def pending_dates(settings: Settings) -> list[str]:
@@ -28,13 +29,15 @@ def pending_dates(settings: Settings) -> list[str]:
 def run_pipeline(settings: Settings, log=print) -> list[RunRecord]:
     started = time.monotonic()
     lake = Lake(settings)
+    for zone in lake.migrate_legacy_zones():
+        log(f"lake: moved {zone} from its old name _{zone}")
     records: list[RunRecord] = []
     if not lake.dates("raw"):
         replay.replay(settings, log=log)
     dates = pending_dates(settings)
     if not dates:
         raise StageStopped(f"nothing to do: no landed batch for {settings.date or 'any date'} under {lake.zone('raw')}",
-                           exit_code=2, status="failed")
+                           exit_code=2, status=RunStatus.FAILED)
 
     spark = get_spark(settings)
     scored: list[str] = []
@@ -46,7 +49,7 @@ def run_pipeline(settings: Settings, log=print) -> list[RunRecord]:
     for date in dates:
         scoring = infer.run(spark, settings, date)
         records += scoring
-        if any(r.status == "succeeded" for r in scoring):
+        if any(r.status == RunStatus.SUCCEEDED for r in scoring):
             scored.append(date)
 
     records.append(warehouse.run(settings))
@@ -64,7 +67,7 @@ def run_pipeline(settings: Settings, log=print) -> list[RunRecord]:
     summarise(spark, settings, records, time.monotonic() - started, log)
     if alerted:
         raise StageStopped(f"{len(alerted)} report(s) raised critical alerts: " + " | ".join(alerted),
-                           exit_code=report.EXIT_CRITICAL_ALERT, status="alerted")
+                           exit_code=report.EXIT_CRITICAL_ALERT, status=RunStatus.ALERTED)
     return records
 
 
@@ -77,13 +80,13 @@ def summarise(spark, settings: Settings, records: list[RunRecord], seconds: floa
     champ = registry.champion(settings)
     reports = sorted(r.outputs["html"] for r in records if r.stage == "report" and "html" in r.outputs)
     log("")
-    log(f"Done in {seconds:.0f}s. {sum(r.status == 'succeeded' for r in records)} stage runs succeeded, "
-        f"{sum(r.status == 'skipped' for r in records)} skipped (already done).")
+    log(f"Done in {seconds:.0f}s. {sum(r.status == RunStatus.SUCCEEDED for r in records)} stage runs succeeded, "
+        f"{sum(r.status == RunStatus.SKIPPED for r in records)} skipped (already done).")
     log(f"  lake        {lake.root}: {len(lake.dates('raw'))} landed dates; curated {rows('curated'):,} rows, "
         f"quarantine {rows('quarantine'):,}, duplicates {rows('duplicates'):,}, predictions {rows('predictions'):,}, "
         f"shadow predictions {rows('predictions_shadow'):,}")
-    log(f"  data docs   {lake.zone('_quality')}/ingest_date=<D>/data_docs/index.html")
-    log(f"  run records {lake.zone('_runs')}")
+    log(f"  data docs   {lake.zone('quality')}/ingest_date=<D>/data_docs/index.html")
+    log(f"  run records {lake.zone('runs')}")
     challenger = registry.model_by_alias(settings, registry.CHALLENGER)
     log(f"  mlflow      {settings.mlflow_uri} (artifacts {settings.path('mlflow_artifact_root')}); "
         f"champion: {champ.uri if champ else 'none'}; challenger: {challenger.uri if challenger else 'none'}")

@@ -13,6 +13,7 @@ from pyspark.sql import SparkSession
 from . import evaluation, registry
 from .runlog import RunRecord, StageStopped, stage_run
 from .settings import Settings
+from .vocabulary import RunStatus
 
 PREVIOUS = "previous_champion"
 
@@ -65,11 +66,11 @@ def run(spark: SparkSession, settings: Settings, force: bool = False) -> RunReco
     dates = ingest.ingested_dates(Lake(settings))
     with stage_run(settings, "promote", dates[-1] if dates else "none") as rec:
         if not version:
-            raise StageStopped("promote: no VERSION given and no challenger set", exit_code=2, status="failed")
+            raise StageStopped("promote: no VERSION given and no challenger set", exit_code=2, status=RunStatus.FAILED)
         candidate = registry.version(settings, version)
         if candidate is None:
             raise StageStopped(f"promote: model {settings.model_name} has no version {version}", exit_code=2,
-                               status="failed")
+                               status=RunStatus.FAILED)
         rec.model_name, rec.model_version = candidate.name, candidate.version
         current = registry.champion(settings)
         if force:

@@ -15,7 +15,11 @@ from typing import Callable
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from .vocabulary import MAX_FIELD_CHARS
+
 INTEGER_PATTERN = r"^\s*-?[0-9]+(\.0+)?\s*$"  # 4 and 4.0 are whole numbers; 4.5 is not
+# Ids and names a warehouse column must hold; `longest_field` is the longest of them in a row.
+BOUNDED_FIELDS = ("review_id", "product_id", "department", "class")
 
 # reason -> predicate that is TRUE for a row that fails (built lazily: Columns need a session).
 ROW_CHECKS: dict[str, Callable[[], Column]] = {
@@ -23,9 +27,15 @@ ROW_CHECKS: dict[str, Callable[[], Column]] = {
     "malformed_record": lambda: F.col("parse_error").isNotNull(),
     "review_id_missing": lambda: F.col("review_id").isNull(),
     "text_empty": lambda: F.col("text").isNull(),
+    "field_too_long": lambda: F.col("longest_field") > MAX_FIELD_CHARS,
     "rating_not_integer": lambda: F.col("rating_raw").isNotNull() & ~F.col("rating_raw").rlike(INTEGER_PATTERN),
     "rating_out_of_range": lambda: F.col("rating").isNotNull() & ((F.col("rating") < 1) | (F.col("rating") > 5)),
 }
+
+
+def longest_field() -> Column:
+    """Characters of the longest bounded field of a row (null when all are null)."""
+    return F.greatest(*[F.length(F.col(c)) for c in BOUNDED_FIELDS])
 
 
 def with_reasons(df: DataFrame) -> DataFrame:

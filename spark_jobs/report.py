@@ -21,6 +21,7 @@ from dataclasses import fields
 
 from .runlog import RunRecord, StageStopped, stage_run
 from .settings import Settings
+from .vocabulary import RunStatus
 
 EXIT_REPORT_FAILED = 6
 EXIT_CRITICAL_ALERT = 9
@@ -112,7 +113,7 @@ def publish_alerts(settings: Settings, payload: dict, html: str) -> str | None:
                                "run_date": {"DataType": "String", "StringValue": payload["run_date"]}})
     except (BotoCoreError, ClientError) as exc:
         raise StageStopped(f"report {payload['run_date']}: could not publish {len(payload['alerts'])} alerts to "
-                           f"SNS topic {settings.report_sns_topic_arn}: {exc}", exit_code=1, status="failed") from None
+                           f"SNS topic {settings.report_sns_topic_arn}: {exc}", exit_code=1, status=RunStatus.FAILED) from None
     return response["MessageId"]
 
 
@@ -154,7 +155,7 @@ def run(settings: Settings, date: str) -> RunRecord:
             raise StageStopped(
                 f"report {date}: notebook {failed_cell(executed, exc)} failed with {exc.ename}: "
                 f"{exc.evalue.splitlines()[0] if exc.evalue else ''} (executed notebook kept at {executed})",
-                exit_code=EXIT_REPORT_FAILED, status="failed") from None
+                exit_code=EXIT_REPORT_FAILED, status=RunStatus.FAILED) from None
         to_html(executed, html, os.path.join(notebooks, TEMPLATE))
         alerts_file = os.path.join(out_dir, "alerts.json")
         with open(alerts_file, encoding="utf-8") as f:
@@ -168,5 +169,5 @@ def run(settings: Settings, date: str) -> RunRecord:
         critical = [a for a in payload["alerts"] if a["severity"] == "critical"]
         if critical:
             raise StageStopped(f"report {date}: {len(critical)} critical alert(s): {brief(critical)}; see {html}",
-                               exit_code=EXIT_CRITICAL_ALERT, status="alerted")
+                               exit_code=EXIT_CRITICAL_ALERT, status=RunStatus.ALERTED)
     return rec

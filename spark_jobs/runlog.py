@@ -1,4 +1,4 @@
-"""One record per stage run, written to <lake>/_runs/stage=X/ingest_date=D/<run_id>.json.
+"""One record per stage run, written to <lake>/runs/stage=X/ingest_date=D/<run_id>.json.
 
 `stage_run` times a stage, prints one progress line when it ends, and writes the record on every
 path (succeeded, skipped, blocked, failed) so dbt's mart_pipeline_runs sees failures too.
@@ -20,6 +20,9 @@ from typing import Iterator
 from . import storage
 from .lake import Lake
 from .settings import PROJECT_ROOT, Settings
+from .vocabulary import RunStatus, Stage
+
+MESSAGE_MAX_CHARS = 2000  # a stop line, never a dump: warehouses type the column with a bound
 
 
 @functools.lru_cache(maxsize=1)
@@ -41,6 +44,12 @@ def code_version() -> str:
         return "unknown"
 
 
+def utc_now() -> str:
+    """ISO-8601 UTC with milliseconds: the precision every warehouse keeps (Athena's timestamps
+    are milliseconds; DuckDB and Redshift would keep microseconds and disagree)."""
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
 def new_run_id() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
 
@@ -50,8 +59,8 @@ class RunRecord:
     stage: str
     ingest_date: str
     run_id: str = field(default_factory=new_run_id)
-    status: str = "running"
-    started_at: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat())
+    status: str = RunStatus.RUNNING
+    started_at: str = field(default_factory=utc_now)
     ended_at: str | None = None
     seconds: float | None = None
     rows_in: int | None = None
@@ -68,14 +77,14 @@ class RunRecord:
 class StageStopped(Exception):
     """A stage decided the pipeline must stop (a gate), with a one-line reason and an exit code."""
 
-    def __init__(self, message: str, exit_code: int = 3, status: str = "blocked"):
+    def __init__(self, message: str, exit_code: int = 3, status: str = RunStatus.BLOCKED):
         super().__init__(message)
         self.exit_code = exit_code
-        self.status = status
+        self.status = RunStatus(status)  # a status dbt's tests do not accept fails here, not in the warehouse
 
 
 def write(settings: Settings, record: RunRecord) -> str:
-    uri = storage.join(Lake(settings).zone("_runs"), f"stage={record.stage}",
+    uri = storage.join(Lake(settings).zone("runs"), f"stage={record.stage}",
                        f"ingest_date={record.ingest_date}", f"{record.run_id}.json")
     storage.put_text(uri, json.dumps(asdict(record), sort_keys=True) + "\n")
     return uri
@@ -87,23 +96,25 @@ def progress(stage: str, date: str, text: str) -> None:
 
 @contextmanager
 def stage_run(settings: Settings, stage: str, date: str) -> Iterator[RunRecord]:
-    record = RunRecord(stage=stage, ingest_date=date)
+    record = RunRecord(stage=Stage(stage), ingest_date=date)  # an unknown stage fails here, before any work
     start = time.monotonic()
     progress(stage, date, "started")
     try:
         yield record
-        if record.status == "running":
-            record.status = "succeeded"
+        if record.status == RunStatus.RUNNING:
+            record.status = RunStatus.SUCCEEDED
     except StageStopped as stop:
         record.status, record.message = stop.status, str(stop)
         raise
     except BaseException as exc:
-        record.status = "failed"
+        record.status = RunStatus.FAILED
         record.message = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
         raise
     finally:
         record.seconds = round(time.monotonic() - start, 2)
-        record.ended_at = dt.datetime.now(dt.timezone.utc).isoformat()
+        record.ended_at = utc_now()
+        if len(record.message) > MESSAGE_MAX_CHARS:
+            record.message = record.message[:MESSAGE_MAX_CHARS - 1] + "…"
         try:
             write(settings, record)
         except Exception as exc:  # the record must never hide the stage's own error

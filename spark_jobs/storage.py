@@ -65,8 +65,9 @@ def read_text(uri: str) -> str:
     return Path(uri).read_text(encoding="utf-8")
 
 
-def list_files(prefix: str) -> list[str]:
-    """Every file below prefix (recursive), as URIs/paths; hidden files are skipped."""
+def list_files(prefix: str, include_hidden: bool = False) -> list[str]:
+    """Every file below prefix (recursive), as URIs/paths; hidden ones (a part of the path below
+    prefix starting with `.` or `_`) are skipped locally unless include_hidden."""
     if is_s3(prefix):
         bucket, key = _bucket_key(prefix)
         scheme = urlparse(prefix).scheme
@@ -79,8 +80,28 @@ def list_files(prefix: str) -> list[str]:
         return []
     return sorted(
         str(p) for p in root.rglob("*")
-        if p.is_file() and not any(part.startswith((".", "_")) for part in p.relative_to(root).parts)
+        if p.is_file() and (include_hidden or not any(part.startswith((".", "_")) for part in p.relative_to(root).parts))
     )
+
+
+def move_tree(src: str, dest: str) -> None:
+    """Moves every file below src to the same relative path below dest, keeping a file dest
+    already has; src is gone afterwards."""
+    for uri in list_files(src, include_hidden=True):
+        target = join(dest, uri[len(src.rstrip("/")) + 1:])
+        if is_s3(uri):
+            if not exists(target):
+                sb, sk = _bucket_key(uri)
+                db, dk = _bucket_key(target)
+                _s3().copy_object(Bucket=db, Key=dk, CopySource={"Bucket": sb, "Key": sk})
+            delete(uri)
+        elif os.path.exists(target):
+            os.remove(uri)
+        else:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.replace(uri, target)
+    if not is_s3(src):
+        shutil.rmtree(src, ignore_errors=True)
 
 
 def list_dirs(prefix: str) -> list[str]:

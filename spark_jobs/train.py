@@ -17,6 +17,7 @@ from .nlp import LABELS, label_index, pipeline, predictions_from
 from .runlog import RunRecord, StageStopped, progress, stage_run
 from .settings import Settings
 from .spark import scoring_partitions
+from .vocabulary import RunStatus
 
 EXIT_NO_TRAINING_DATA = 5
 
@@ -121,11 +122,11 @@ def run(spark: SparkSession, settings: Settings, date: str | None = None) -> lis
     dates = [d for d in ingest.ingested_dates(lake) if not date or d <= date]
     if not dates:
         raise StageStopped("train: no labelled curated data in the lake yet (run ingest first)",
-                           exit_code=EXIT_NO_TRAINING_DATA, status="failed")
+                           exit_code=EXIT_NO_TRAINING_DATA, status=RunStatus.FAILED)
     splits = Splits(spark, settings, dates)
     if min(splits.counts.values()) == 0:
         raise StageStopped(f"train: splits {splits.counts} on {', '.join(dates)}; every split needs rows",
-                           exit_code=EXIT_NO_TRAINING_DATA, status="failed")
+                           exit_code=EXIT_NO_TRAINING_DATA, status=RunStatus.FAILED)
     try:
         return [train_one(spark, settings, name, splits, date or dates[-1]) for name in settings.pipelines]
     finally:

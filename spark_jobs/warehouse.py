@@ -1,46 +1,85 @@
-"""dbt stage: build and test the warehouse models over the lake (DuckDB locally)."""
+"""dbt stage: build and test the warehouse models over the lake (DuckDB locally).
+
+On the local DuckDB target the build never touches the file analysts have open: dbt builds a copy
+in a side folder and the finished database replaces the original in one rename. DuckDB locks a
+database file for a writer against every other process, readers included, so building in place
+would fail while anyone has the warehouse open (and an analyst's open connection would block the
+daily run). Connections opened before the swap keep reading the previous build until they
+reconnect; a failed build leaves the previous warehouse as it was.
+"""
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
+from typing import Iterator
 
 from .runlog import RunRecord, StageStopped, stage_run
 from .settings import Settings
+from .vocabulary import RunStatus
 
 EXIT_DBT_FAILED = 7
 
 
-def dbt_env(settings: Settings) -> dict[str, str]:
+def dbt_env(settings: Settings, warehouse_path: str | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.update(settings.as_env())
     env.update({
         "NLP_LAKE_ROOT": settings.path("lake_root"),
-        "NLP_WAREHOUSE_PATH": settings.path("warehouse_path"),
+        "NLP_WAREHOUSE_PATH": warehouse_path or settings.path("warehouse_path"),
         "NLP_DBT_TARGET": settings.dbt_target,
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     })
     return env
 
 
-def dbt(settings: Settings, *args: str) -> subprocess.CompletedProcess:
+def dbt(settings: Settings, *args: str, warehouse_path: str | None = None) -> subprocess.CompletedProcess:
     """Runs the dbt CLI of this environment on the project with our profiles."""
     project = settings.path("dbt_project_dir")
     cmd = [os.path.join(os.path.dirname(sys.executable), "dbt"), "--no-use-colors", *args,
            "--project-dir", project, "--profiles-dir", project, "--target", settings.dbt_target]
-    return subprocess.run(cmd, env=dbt_env(settings), capture_output=True, text=True, cwd=project)
+    return subprocess.run(cmd, env=dbt_env(settings, warehouse_path), capture_output=True, text=True, cwd=project)
+
+
+@contextmanager
+def side_build(warehouse: str) -> Iterator[tuple[str, list[bool]]]:
+    """Yields (path to build, [done]): a copy of `warehouse` in a hidden side folder, with the same
+    file name (DuckDB names a database's catalog after its file, and views refer to it). When the
+    caller sets done[0], the copy replaces `warehouse` atomically; otherwise it is thrown away."""
+    folder = os.path.join(os.path.dirname(warehouse), f".building-{os.getpid()}")
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    building = os.path.join(folder, os.path.basename(warehouse))
+    for suffix in ("", ".wal"):  # incremental models continue from the current build
+        if os.path.exists(warehouse + suffix):
+            shutil.copyfile(warehouse + suffix, building + suffix)
+    done = [False]
+    try:
+        yield building, done
+        if done[0]:
+            os.replace(building, warehouse)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def run(settings: Settings, date: str = "all") -> RunRecord:
-    os.makedirs(os.path.dirname(settings.path("warehouse_path")), exist_ok=True)
+    warehouse = settings.path("warehouse_path")
+    os.makedirs(os.path.dirname(warehouse), exist_ok=True)
     with stage_run(settings, "dbt", date) as rec:
-        result = dbt(settings, "build")
+        if settings.dbt_target == "local":
+            with side_build(warehouse) as (building, done):
+                result = dbt(settings, "build", warehouse_path=building)
+                done[0] = result.returncode == 0
+        else:
+            result = dbt(settings, "build")
         summary = [line for line in result.stdout.splitlines() if "Done. PASS=" in line]
         if result.returncode != 0:
             errors = [line for line in result.stdout.splitlines() if re.search(r"\b(ERROR|FAIL)\b", line)]
             detail = "; ".join(e.split("] ", 1)[-1].strip() for e in errors[:3]) or result.stderr.strip()[-300:]
-            raise StageStopped(f"dbt build failed: {detail}", exit_code=EXIT_DBT_FAILED, status="failed")
+            raise StageStopped(f"dbt build failed: {detail}", exit_code=EXIT_DBT_FAILED, status=RunStatus.FAILED)
         rec.message = summary[-1].split("Done. ", 1)[-1] if summary else "ok"
-        rec.outputs["warehouse"] = settings.path("warehouse_path")
+        rec.outputs["warehouse"] = warehouse
     return rec

@@ -35,14 +35,25 @@
          then cast({{ expression }} as date) end
 {%- endmacro %}
 
-{# An ISO-8601 string with offset ('2026-11-01T18:27:40.97+00:00') as a UTC timestamp without zone. #}
+{#
+  An ISO-8601 string with offset ('2026-11-01T18:27:40.97+00:00') as a UTC timestamp without zone,
+  to the millisecond: Athena's timestamps hold milliseconds, DuckDB's and Redshift's microseconds, so
+  every warehouse truncates and all three return the same values (the run records are written in
+  milliseconds already; older ones had microseconds).
+#}
 {% macro iso_timestamp(expression) %}{{ return(adapter.dispatch('iso_timestamp', 'nlp_batch')(expression)) }}{% endmacro %}
 {% macro default__iso_timestamp(expression) -%}
-    cast(cast({{ expression }} as timestamp with time zone) at time zone 'UTC' as timestamp)
+    date_trunc('millisecond', cast(cast({{ expression }} as timestamp with time zone) at time zone 'UTC' as timestamp))
 {%- endmacro %}
 {% macro athena__iso_timestamp(expression) -%}
-    cast(from_iso8601_timestamp({{ expression }}) at time zone 'UTC' as timestamp)
+    date_trunc('millisecond', cast(from_iso8601_timestamp({{ expression }}) at time zone 'UTC' as timestamp))
 {%- endmacro %}
+
+{# The first capture group of a POSIX regex in a string, or NULL when it does not match. #}
+{% macro regex_group(expression, pattern) %}{{ return(adapter.dispatch('regex_group', 'nlp_batch')(expression, pattern)) }}{% endmacro %}
+{% macro default__regex_group(expression, pattern) %}nullif(regexp_extract({{ expression }}, '{{ pattern }}', 1), ''){% endmacro %}
+{% macro postgres__regex_group(expression, pattern) %}substring({{ expression }} from '{{ pattern }}'){% endmacro %}
+{% macro redshift__regex_group(expression, pattern) %}nullif(regexp_substr({{ expression }}, '{{ pattern }}', 1, 1, 'e'), ''){% endmacro %}
 
 {# date + n days, still a DATE (dbt.dateadd gives a TIMESTAMP on DuckDB and Redshift). #}
 {% macro add_days(date_expression, days) %}{{ return(adapter.dispatch('add_days', 'nlp_batch')(date_expression, days)) }}{% endmacro %}

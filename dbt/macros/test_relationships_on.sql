@@ -1,7 +1,10 @@
-{# Generic test: every row's `columns` values exist as `to_columns` in `to` (a composite foreign key). #}
+{#
+  Generic test: every row's `columns` values exist as `to_columns` in `to` (a composite foreign key).
+  The model is read through a subquery: with a `where` config dbt hands it over as one, aliased.
+#}
 {% test relationships_on(model, columns, to, to_columns) %}
 select {% for c in columns %}child.{{ c }}{{ ', ' if not loop.last }}{% endfor %}
-from {{ model }} as child
+from (select * from {{ model }}) as child
 where not exists (
     select 1
     from {{ to }} as parent

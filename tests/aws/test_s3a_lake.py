@@ -60,6 +60,17 @@ def test_spark_writes_and_reads_the_lake_zones_through_s3a(spark, s3a_settings):
 def test_run_records_go_to_s3_and_come_back(s3a_settings):
     record = RunRecord(stage="ingest", ingest_date="2026-11-01", status="succeeded", rows_in=3, rows_out=2)
     uri = write(s3a_settings, record)
-    assert uri.startswith(f"s3a://{BUCKET}/lake/_runs/stage=ingest/ingest_date=2026-11-01/")
+    assert uri.startswith(f"s3a://{BUCKET}/lake/runs/stage=ingest/ingest_date=2026-11-01/")
     assert json.loads(storage.read_text(uri))["rows_out"] == 2
-    assert storage.list_files(f"s3a://{BUCKET}/lake/_runs") == [uri]
+    assert storage.list_files(f"s3a://{BUCKET}/lake/runs") == [uri]
+
+
+def test_an_old_lakes_run_records_move_to_the_new_zone_on_s3(s3a_settings):
+    s3 = client("s3")
+    s3.put_object(Bucket=BUCKET, Key="lake/_runs/stage=ingest/ingest_date=2026-11-01/r1.json", Body=b'{"a": 1}')
+    s3.put_object(Bucket=BUCKET, Key="lake/_quality/ingest_date=2026-11-01/validation.json", Body=b"{}")
+    assert Lake(s3a_settings).migrate_legacy_zones() == ["runs", "quality"]
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="lake/")["Contents"]}
+    assert {"lake/quality/ingest_date=2026-11-01/validation.json",
+            "lake/runs/stage=ingest/ingest_date=2026-11-01/r1.json"} <= keys
+    assert not [k for k in keys if k.startswith(("lake/_runs/", "lake/_quality/"))]

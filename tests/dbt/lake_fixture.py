@@ -1,12 +1,13 @@
 """A small lake in exactly the layout and Parquet types the Spark jobs write, for the dbt tests.
 
-Three batches of reviews (2026-11-01..03) plus a fourth whose ingest was blocked: curated
-documents, quarantined rows with their reasons, labels for the first two dates only, predictions
-from model version 1 on every date (fitted on 6 documents of 2026-11-01) and version 2 rescoring
-2026-11-01, a shadow challenger (version 3) on 2026-11-02 and 03, and run records including a
-failed and a blocked ingest. Written
-with pyarrow; the returned `Lake` keeps the frames so tests compute their expectations from the
-same rows independently of dbt.
+Three batches of reviews (2026-11-01..03, the last with two airline tweets from a second source)
+plus a fourth whose ingest was blocked: curated documents, quarantined rows with their reasons,
+labels for the first two dates only, predictions from model version 1 on every date (fitted on 6
+documents of 2026-11-01) and version 2 rescoring 2026-11-01, a shadow challenger (version 3) on
+2026-11-02 and 03, and run records including a failed and a blocked ingest, a skipped re-run, a
+report that raised a critical alert and a stop message longer than 256 bytes. The curated files of
+2026-11-01 lack the `source` column (written before it existed). Written with pyarrow; the returned
+`Lake` keeps the frames so tests compute their expectations from the same rows independently of dbt.
 """
 from __future__ import annotations
 
@@ -29,11 +30,17 @@ LABELS = ("negative", "neutral", "positive")
 # Spark's Parquet types for each zone (see spark_jobs/ingest.py and infer.py).
 CURATED = pa.schema([("review_id", pa.string()), ("text", pa.string()), ("title", pa.string()),
                      ("rating", pa.int32()), ("product_id", pa.string()), ("department", pa.string()),
-                     ("class", pa.string()), ("source_file", pa.string()), ("text_hash", pa.string())])
+                     ("class", pa.string()), ("source", pa.string()), ("source_file", pa.string()),
+                     ("text_hash", pa.string())])
+CURATED_BEFORE_SOURCE = pa.schema([f for f in CURATED if f.name != "source"])
 QUARANTINE = pa.schema([("review_id", pa.string()), ("text", pa.string()), ("title", pa.string()),
                         ("rating_raw", pa.string()), ("product_id", pa.string()),
-                        ("department", pa.string()), ("class", pa.string()),
+                        ("department", pa.string()), ("class", pa.string()), ("source", pa.string()),
                         ("source_file", pa.string()), ("reasons", pa.list_(pa.string()))])
+# A stop line longer than Redshift's default VARCHAR (256 bytes), with multi-byte characters.
+LONG_MESSAGE = ("report 2026-11-03: 3 critical alert(s): drift psi_text_length=2.1 (limit 0.2), oov_rate=0.41 "
+                "(limit 0.2), embedding_distance=0.27 (limit 0.1); see reports/2026-11-03/monitoring.html — "
+                "« résumé » of the day: texts unlike the training data " + "é" * 120)
 LABELS_SCHEMA = pa.schema([("review_id", pa.string()), ("rating", pa.int32()), ("label", pa.string())])
 PREDICTIONS = pa.schema([("review_id", pa.string()), ("label", pa.string()), ("confidence", pa.float64()),
                          ("score_negative", pa.float64()), ("score_neutral", pa.float64()),
@@ -79,7 +86,7 @@ def write_run(root: Path, stage: str, date: str, started: dt.datetime, seconds: 
               "run_id": run_id, "seconds": seconds, "stage": stage, "started_at": started.isoformat(),
               "status": status}
     record.update(fields)
-    folder = root / "_runs" / f"stage={stage}" / f"ingest_date={date}"
+    folder = root / "runs" / f"stage={stage}" / f"ingest_date={date}"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{run_id}.json").write_text(json.dumps(record, sort_keys=True) + "\n")
     return record
@@ -89,9 +96,10 @@ def label_of(rating: int) -> str:
     return "negative" if rating <= 2 else "neutral" if rating == 3 else "positive"
 
 
-def scores(rng: random.Random, rating: int, accuracy: float) -> tuple[str, dict[str, float]]:
-    """A prediction that is right with probability `accuracy`, with softmax-like scores."""
-    truth = label_of(rating)
+def scores(rng: random.Random, rating: int | None, accuracy: float) -> tuple[str, dict[str, float]]:
+    """A prediction that is right with probability `accuracy` (any label without a rating), with
+    softmax-like scores."""
+    truth = rng.choice(LABELS) if pd.isna(rating) else label_of(rating)
     label = truth if rng.random() < accuracy else rng.choice([x for x in LABELS if x != truth])
     top = round(rng.uniform(0.45, 0.95), 4)
     rest = round((1 - top) * rng.uniform(0.2, 0.8), 4)
@@ -116,7 +124,8 @@ def write_lake(root: Path, *, seed: int = 7) -> Lake:
     rng = random.Random(seed)
     root.mkdir(parents=True, exist_ok=True)
     lake = Lake(root)
-    clock = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.timezone.utc)
+    # microseconds, as older run records have them: every warehouse must show the same milliseconds
+    clock = dt.datetime(2026, 11, 20, 8, 0, 0, 123456, tzinfo=dt.timezone.utc)
     curated, quarantine, labels, predictions, shadow = [], [], [], [], []
 
     for day, date in enumerate(DATES):
@@ -131,15 +140,23 @@ def write_lake(root: Path, *, seed: int = 7) -> Lake:
             text = TEXTS[rating] + f" (#{day}{i})"
             docs.append({"review_id": f"r{day}{i:02d}", "text": text, "title": f"Review {i}", "rating": rating,
                          "product_id": product, "department": department, "class": product_class,
-                         "source_file": source_file, "text_hash": hashlib.sha256(text.encode()).hexdigest()})
+                         "source": "reviews", "source_file": source_file,
+                         "text_hash": hashlib.sha256(text.encode()).hexdigest()})
         # one review without a product, department or class
         docs.append({"review_id": f"r{day}99", "text": TEXTS[5] + f" (#{day}99)", "title": None, "rating": 5,
-                     "product_id": None, "department": None, "class": None, "source_file": source_file,
-                     "text_hash": hashlib.sha256(f"{day}99".encode()).hexdigest()})
-        docs = pd.DataFrame(docs)
+                     "product_id": None, "department": None, "class": None, "source": "reviews",
+                     "source_file": source_file, "text_hash": hashlib.sha256(f"{day}99".encode()).hexdigest()})
+        if day == 2:  # two tweets about an airline: a product of another source, no rating, no department
+            for n, text in enumerate(["@united lost my bag again", "@united thanks, great crew today"]):
+                docs.append({"review_id": f"tw-{day}{n}", "text": text, "title": None, "rating": None,
+                             "product_id": "United", "department": None, "class": None, "source": "tweets",
+                             "source_file": f"raw/ingest_date={date}/source=tweets/tweets_{date}.csv",
+                             "text_hash": hashlib.sha256(text.encode()).hexdigest()})
+        docs = pd.DataFrame(docs).astype({"rating": "Int32"})
         rejected = pd.DataFrame([
             {"review_id": f"q{day}{i}", "text": text, "title": None, "rating_raw": rating_raw, "product_id": "862",
-             "department": "Tops", "class": "Knits", "source_file": source_file, "reasons": reasons}
+             "department": "Tops", "class": "Knits", "source": "reviews", "source_file": source_file,
+             "reasons": reasons}
             for i, (text, rating_raw, reasons) in enumerate(QUARANTINED[: 1 + day])])
         duplicates = 1 if day == 1 else 0
 
@@ -150,12 +167,12 @@ def write_lake(root: Path, *, seed: int = 7) -> Lake:
         ingest = write_run(root, "ingest", date, clock, 4.0, rows_in=len(docs) + len(rejected) + duplicates,
                            rows_out=len(docs), rows_rejected=len(rejected), rows_duplicate=duplicates)
         clock += dt.timedelta(minutes=1)
-        write_parquet(root / "curated" / f"ingest_date={date}", docs, CURATED)
+        write_parquet(root / "curated" / f"ingest_date={date}", docs, CURATED_BEFORE_SOURCE if day == 0 else CURATED)
         write_parquet(root / "quarantine" / f"ingest_date={date}", rejected, QUARANTINE)
         curated.append(docs.assign(ingest_date=date))
         quarantine.append(rejected.assign(ingest_date=date))
         if date != DATES[-1]:  # labels of the last batch have not arrived yet
-            lab = docs[["review_id", "rating"]].assign(label=docs.rating.map(label_of))
+            lab = docs[["review_id", "rating"]].assign(label=docs.rating.map(label_of)).astype({"rating": int})
             write_parquet(root / "labels" / f"ingest_date={date}", lab, LABELS_SCHEMA)
             labels.append(lab.assign(ingest_date=date))
         if day == 0:
@@ -182,8 +199,13 @@ def write_lake(root: Path, *, seed: int = 7) -> Lake:
     write_run(root, "ingest", BLOCKED_DATE, clock, 2.0, status="blocked", rows_in=9, rows_out=0, rows_rejected=9,
               message="blocked: 100% of rows fail expect_column_values_to_not_be_null(text) (critical)")
     write_run(root, "dbt", "all", clock + dt.timedelta(minutes=1), 7.5, message="PASS=90")
+    for day, date in enumerate(DATES):  # the third day's report raised a critical alert
+        write_run(root, "report", date, clock + dt.timedelta(minutes=2 + day), 9.0,
+                  status="alerted" if day == 2 else "succeeded", message=LONG_MESSAGE if day == 2 else "")
+    write_run(root, "infer", DATES[1], clock + dt.timedelta(minutes=6), 0.0, status="skipped",
+              model_name="review_sentiment", model_version="1", message="already scored by review_sentiment v1")
 
     lake.curated, lake.quarantine = pd.concat(curated), pd.concat(quarantine)
     lake.labels, lake.predictions, lake.shadow = pd.concat(labels), pd.concat(predictions), pd.concat(shadow)
-    lake.runs = [json.loads(p.read_text()) for p in sorted(root.glob("_runs/*/*/*.json"))]
+    lake.runs = [json.loads(p.read_text()) for p in sorted(root.glob("runs/*/*/*.json"))]
     return lake

@@ -128,7 +128,7 @@ def test_glue_ddl_describes_the_files_the_lake_holds(glue_ddl, fixture_lake):
     assert set(tables) == {"curated", "quarantine", "labels", "predictions", "predictions_shadow", "runs"}
     for name, table in tables.items():
         if table["json"]:
-            assert table["location"] == f"{S3_URI}/_runs/" and not table["partitions"]
+            assert table["location"] == f"{S3_URI}/runs/" and not table["partitions"]
             record = fixture_lake.runs[0]
             assert {c for c, _ in table["columns"]} <= set(record)
             continue
@@ -137,7 +137,7 @@ def test_glue_ddl_describes_the_files_the_lake_holds(glue_ddl, fixture_lake):
             assert f"{key}=${{{key}}}" in table["template"]
             assert table["projection"][f"projection.{key}.type"] in ("date", "integer")
         files = sorted(fixture_lake.root.glob(f"{name}/**/*.parquet"))
-        schema = pq.read_schema(files[0])
+        schema = pq.read_schema(files[-1])  # the newest: older curated files predate the source column
         for column, glue_type in table["columns"]:
             assert glue_to_arrow[glue_type.sql("hive")] == str(schema.field(column).type), (name, column)
 
@@ -194,6 +194,13 @@ def test_athena_sql_transpiled_to_duckdb_gives_the_duckdb_builds_marts(compiled,
             pytest.fail(f"{node['name']}: Athena SQL transpiled to DuckDB fails: {err}\n{sql}")
 
     schema = models["model.nlp_batch.fct_predictions"]["schema"]
+    # What Athena stores: its timestamps hold milliseconds (sqlglot's rewrite of from_iso8601_timestamp
+    # keeps DuckDB's microseconds, which would hide a difference analysts would see).
+    for mart in MARTS:
+        columns = con.sql(f"describe awsdatacatalog.{schema}.{mart}").fetchall()
+        for name, kind, *_ in columns:
+            if kind.startswith("TIMESTAMP"):
+                con.execute(f'alter table awsdatacatalog.{schema}.{mart} alter "{name}" type timestamp_ms')
     con.execute(f"attach '{duckdb_build.warehouse}' as built (read_only)")
     try:
         for mart in MARTS:
@@ -204,7 +211,38 @@ def test_athena_sql_transpiled_to_duckdb_gives_the_duckdb_builds_marts(compiled,
             for column in athena.columns:  # DuckDB and Athena spell some types differently (date vs timestamp)
                 if pd.api.types.is_datetime64_any_dtype(athena[column]) or pd.api.types.is_datetime64_any_dtype(local[column]):
                     athena[column], local[column] = pd.to_datetime(athena[column]), pd.to_datetime(local[column])
+                    assert athena[column].tolist() == local[column].tolist(), f"{mart}.{column}: timestamps differ"
             pd.testing.assert_frame_equal(athena, local, check_dtype=False, check_exact=False, obj=mart)
+    finally:
+        con.close()
+
+
+def contract_types(target_dir: Path) -> dict[tuple[str, str], str]:
+    """(mart, column) -> the contract's data_type as that target renders it."""
+    nodes = compiled_nodes(target_dir, ("model",))
+    return {(n["name"], c["name"]): c["data_type"] for n in nodes.values() if n["name"] in MARTS
+            for c in n["columns"].values()}
+
+
+def test_contract_types_hold_every_value_on_each_adapter(compiled, duckdb_build):
+    """Redshift: every string column has a length (a bare VARCHAR is 256 bytes) and the longest value
+    of the fixture lake's build, in UTF-8 bytes, fits it: run messages are longer than 256 bytes and
+    have multi-byte characters. Athena and DuckDB: plain varchar, the same numeric types."""
+    redshift, athena = contract_types(compiled[("redshift", False)]), contract_types(compiled[("athena", False)])
+    assert set(redshift) == set(athena) and len(redshift) > 80
+    con = duckdb.connect(str(duckdb_build.warehouse), read_only=True)
+    try:
+        for (mart, column), kind in redshift.items():
+            assert "{{" not in kind and "{{" not in athena[(mart, column)], (mart, column)
+            if athena[(mart, column)] != "varchar":
+                assert kind == athena[(mart, column)], (mart, column)  # only strings differ
+                continue
+            width = int(kind.removeprefix("varchar(").removesuffix(")"))
+            longest = con.sql(f'select max(octet_length(encode("{column}"))) from {mart}').fetchall()[0][0] or 0
+            assert longest <= width, f"{mart}.{column}: {longest} bytes do not fit Redshift's {kind}"
+        message = redshift[("mart_pipeline_runs", "message")]
+        assert message == "varchar(65535)"
+        assert con.sql("select max(octet_length(encode(message))) from mart_pipeline_runs").fetchall()[0][0] > 256
     finally:
         con.close()
 

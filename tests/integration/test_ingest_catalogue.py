@@ -104,6 +104,8 @@ CASES = [
          landed=16, curated=13, reasons={"rating_not_integer": 2, "rating_out_of_range": 1}),
     Case("missing ids", {"reviews": ("noid.csv", reviews(*GOOD, ("", "t", "no id here", "5"), ("  ", "t", "blank id", "4")))},
          landed=14, curated=12, reasons={"review_id_missing": 2}),
+    Case("an id longer than any warehouse column", {"reviews": ("longid.csv", reviews(*GOOD, ("9" * 300, "t", "odd id", "5")))},
+         landed=13, curated=12, reasons={"field_too_long": 1}),
     Case("HTML and control characters", {"reviews": ("html.csv", reviews(*GOOD, ("80", "t", "<p>Great&nbsp;fit &amp; <b>soft</b></p>\x07\x1b", "5")))},
          landed=13, curated=13, check=lambda df: text_of(df, "wcr-80") == "Great fit & soft"),
     Case("JSON lines with bad lines", {"jsonl": ("a.jsonl", b"".join(b'{"id": %d, "body": "ok %d", "stars": 4.0}\n' % (i, i) for i in range(14))
@@ -164,7 +166,7 @@ def test_bad_input(spark, tmp_path, sources_file, case):
         assert "\n" not in message and "data_docs/index.html" in message
         assert DATE not in lake.dates("curated")  # nothing reaches the curated zone
         assert storage.list_files(lake.partition("raw", DATE))  # the raw files stay for re-processing
-        assert os.path.exists(os.path.join(lake.partition("_quality", DATE), "data_docs", "index.html"))
+        assert os.path.exists(os.path.join(lake.partition("quality", DATE), "data_docs", "index.html"))
         return
 
     rec = ingest.run(spark, settings, DATE)

@@ -162,7 +162,7 @@ def test_a_batch_missing_a_column_is_blocked_before_inference(spark, first_run, 
     assert "2026-11-09" not in lake.dates("curated")
     assert storage.list_files(lake.partition("raw", "2026-11-09"))  # raw kept for re-processing
     assert cli.main(["infer", *flags]) == 2  # nothing curated: inference does not run
-    runs = [json.loads(storage.read_text(f)) for f in storage.list_files(lake.zone("_runs"))]
+    runs = [json.loads(storage.read_text(f)) for f in storage.list_files(lake.zone("runs"))]
     assert {"stage": "ingest", "status": "blocked"}.items() <= next(
         r for r in runs if r["ingest_date"] == "2026-11-09" and r["stage"] == "ingest").items()
 

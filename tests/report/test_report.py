@@ -107,7 +107,7 @@ def test_metrics_match_the_lake(pipeline):
     assert metrics["share_low_confidence"] == pytest.approx((preds.confidence < settings.low_confidence).mean())
 
     (record,) = [json.loads(storage.read_text(f)) for f in storage.list_files(
-        storage.join(lake.zone("_runs"), "stage=ingest", f"ingest_date={day}"))]
+        storage.join(lake.zone("runs"), "stage=ingest", f"ingest_date={day}"))]
     integrity = metrics["integrity"]
     quarantined = len(pd.read_parquet(lake.partition("quarantine", day)))
     assert (integrity["landed"], integrity["quarantined"]) == (record["rows_in"], quarantined)
@@ -213,3 +213,50 @@ def test_a_date_without_predictions_is_a_clear_error(pipeline, tmp_path, capsys)
     err = capsys.readouterr().err
     assert 'section "setup"' in err and "no predictions for run_date 2026-12-24" in err
     assert ", ".join(REVIEW_DAYS) in err  # the dates that can be reported
+
+
+# Last in the module: it lands a fifth day into the shared lake.
+NEXT_DAY = "2026-11-05"
+
+
+@pytest.fixture(scope="module")
+def day_after_the_alert(pipeline, tmp_path_factory):
+    """`make run DATE=2026-11-05` the day after the tweet day's critical alert: more reviews."""
+    settings, _ = pipeline
+    reviews = tmp_path_factory.mktemp("next_day") / "reviews_next_day.csv"
+    pd.read_csv(CORPUS, dtype=str, keep_default_na=False).iloc[900:1100].to_csv(reviews, index=False)
+    landing.land(settings, str(reviews), NEXT_DAY, "reviews")
+    try:
+        run_pipeline(settings.replace(date=NEXT_DAY), log=lambda *_: None)
+        return settings, None
+    except StageStopped as exc:
+        return settings, exc
+
+
+@pytest.mark.slow
+def test_the_day_after_a_critical_alert_builds_every_mart(day_after_the_alert):
+    """The alerted report's run record (status `alerted`) is input to the next dbt build: it must pass."""
+    settings, stop = day_after_the_alert
+    assert stop is None or stop.exit_code == 9, stop  # an alert of its own may stop it; dbt (7) may not
+    records = [json.loads(storage.read_text(f)) for f in storage.list_files(Lake(settings).zone("runs"))]
+    (build,) = [r for r in records if r["stage"] == "dbt" and r["started_at"] > max(
+        r["started_at"] for r in records if r["stage"] == "report" and r["ingest_date"] == TWEET_DAY)]
+    assert build["status"] == "succeeded", build["message"]
+    con = duckdb.connect(settings.path("warehouse_path"), read_only=True)
+    try:
+        runs = con.sql("select stage, cast(batch_date as varchar) as d, status, started_at from mart_pipeline_runs").df()
+        # the mart holds the alerted report's record: a build ran after the alert, and the file
+        # analysts read is that build's (a failed build leaves the previous one in place)
+        alerted = runs[(runs.stage == "report") & (runs.d == TWEET_DAY)]
+        assert alerted.status.tolist() == ["alerted"]
+        for mart in ("fct_predictions", "dim_products", "mart_daily_sentiment", "mart_daily_product_sentiment",
+                     "mart_model_performance", "mart_data_quality", "mart_pipeline_runs"):
+            days = {str(d) for (d,) in con.sql(f"select distinct ingest_date from {mart}").fetchall()} \
+                if mart != "dim_products" else {str(d) for (d,) in con.sql(f"select max(last_seen_date) from {mart}").fetchall()}
+            assert NEXT_DAY in days, (mart, days)
+        built = {t for (t,) in con.sql("select table_name from information_schema.tables").fetchall()}
+        assert "mart_champion_challenger" in built  # built, empty: no challenger in this lake
+        tweets = con.sql("select count(*) from dim_products where source = 'tweets'").fetchall()[0][0]
+        assert tweets > 0  # the airlines, kept apart from the clothing
+    finally:
+        con.close()

@@ -1,10 +1,11 @@
 """Builds small cleaned batches (the shape ingest's parser produces) for Spark-side tests."""
 import pandas as pd
+from pyspark.sql import functions as F
 
 from spark_jobs import documents, ingest
 
 
-def batch(spark, rows: list[dict], source_file: str = "f.csv"):
+def batch(spark, rows: list[dict], source_file: str = "f.csv", source: str = "reviews"):
     records = []
     for line, row in enumerate(rows, start=2):
         rec = {c: None for c in [*documents.CANONICAL, *documents.META]}
@@ -12,4 +13,5 @@ def batch(spark, rows: list[dict], source_file: str = "f.csv"):
         rec.update(row)
         records.append(rec)
     pdf = documents.clean(pd.DataFrame(records).astype({"source_line": "int64"}), max_text_chars=10_000)
-    return ingest.with_rating(spark.createDataFrame(pdf, schema=ingest.CLEANED_SCHEMA))
+    frame = spark.createDataFrame(pdf, schema=ingest.CLEANED_SCHEMA).withColumn("source", F.lit(source))
+    return ingest.with_derived(frame)

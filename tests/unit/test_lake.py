@@ -49,3 +49,37 @@ def test_a_swap_interrupted_between_its_renames_is_put_back(spark, settings):
     write_partition(spark, spark.range(1), target)
     assert read_ids(spark, target) == [0]
     assert os.listdir(os.path.dirname(target)) == ["ingest_date=2026-11-01"]
+
+
+def test_no_zone_and_no_dbt_source_location_starts_with_an_underscore_or_a_dot():
+    """Athena and Hive skip such locations: a table there would read as empty."""
+    import yaml
+
+    from spark_jobs.lake import ZONES
+    from spark_jobs.settings import PROJECT_ROOT
+
+    assert not [z for z in ZONES if z.startswith(("_", "."))]
+    sources = yaml.safe_load((PROJECT_ROOT / "dbt" / "models" / "staging" / "_lake__sources.yml").read_text())
+    for table in sources["sources"][0]["tables"]:
+        meta = table["config"]["meta"]
+        location = meta.get("location") or meta["files"].split("/")[0]
+        assert not location.startswith(("_", ".")) and location in ZONES, table["name"]
+
+
+def test_a_lake_written_under_the_old_zone_names_is_moved_once(settings):
+    from spark_jobs import storage
+
+    lake = Lake(settings)
+    old_run = os.path.join(lake.root, "_runs", "stage=ingest", "ingest_date=2026-11-01", "r1.json")
+    both = os.path.join(lake.root, "_runs", "stage=dbt", "ingest_date=all", "r2.json")
+    docs = os.path.join(lake.root, "_quality", "ingest_date=2026-11-01", "data_docs", "index.html")
+    for path, text in ((old_run, "old"), (both, "old"), (docs, "<html>")):
+        storage.put_text(path, text)
+    storage.put_text(os.path.join(lake.zone("runs"), "stage=dbt", "ingest_date=all", "r2.json"), "new")
+
+    assert lake.migrate_legacy_zones() == ["runs", "quality"]
+    assert storage.read_text(os.path.join(lake.zone("runs"), "stage=ingest", "ingest_date=2026-11-01", "r1.json")) == "old"
+    assert storage.read_text(os.path.join(lake.zone("runs"), "stage=dbt", "ingest_date=all", "r2.json")) == "new"
+    assert os.path.exists(os.path.join(lake.zone("quality"), "ingest_date=2026-11-01", "data_docs", "index.html"))
+    assert not os.path.exists(os.path.join(lake.root, "_runs")) and not os.path.exists(os.path.join(lake.root, "_quality"))
+    assert lake.migrate_legacy_zones() == []

@@ -4,7 +4,7 @@ import json
 import pytest
 from pyspark.sql import functions as F
 
-from spark_jobs import quality
+from spark_jobs import quality, vocabulary
 from spark_jobs.settings import PROJECT_ROOT
 from tests.unit.batches import batch as make_batch
 
@@ -18,8 +18,10 @@ def batch(spark, rows):
 def test_every_row_level_expectation_has_a_spark_predicate_and_back():
     suite = json.loads(SUITE.read_text())
     reasons = {e["meta"]["reason"] for e in suite["expectations"] if "reason" in e.get("meta", {})}
-    assert reasons == set(quality.ROW_CHECKS)
+    assert reasons == set(quality.ROW_CHECKS) == set(vocabulary.QUARANTINE_REASONS)
     assert all(e.get("severity") in ("critical", "warning", "info") for e in suite["expectations"])
+    (bound,) = [e["kwargs"]["max_value"] for e in suite["expectations"] if e["meta"].get("reason") == "field_too_long"]
+    assert bound == vocabulary.MAX_FIELD_CHARS
 
 
 def test_gx_counts_equal_spark_reason_counts(spark):
@@ -27,7 +29,9 @@ def test_gx_counts_equal_spark_reason_counts(spark):
         ("1", "fine", "5"), ("2", "", "3"), (None, "x", "9"), ("4", "y", "abc"),
         ("5", "z", None), ("6", " ", "0"), ("7", "ok", "-1")]] + [
         {"review_id": "8", "text": "a", "parse_error": "malformed_row: 3 fields, header has 2"},
-        {"review_id": "9", "text": "b", "missing_columns": "Title"}])
+        {"review_id": "9", "text": "b", "missing_columns": "Title"},
+        {"review_id": "10", "text": "c", "product_id": "p" * (vocabulary.MAX_FIELD_CHARS + 1)},
+        {"review_id": "11", "text": "d", "department": "d" * vocabulary.MAX_FIELD_CHARS}])
     gate = quality.validate(df, SUITE, max_failing_share=1.0)
     by_key = {(o.expectation, o.column): o.unexpected_count for o in gate.outcomes}
     suite = json.loads(SUITE.read_text())
@@ -36,7 +40,8 @@ def test_gx_counts_equal_spark_reason_counts(spark):
     spark_counts = {reason: df.where(pred()).count() for reason, pred in quality.ROW_CHECKS.items()}
     assert gx_counts == spark_counts
     assert spark_counts == {"review_id_missing": 1, "text_empty": 2, "rating_not_integer": 1,
-                            "rating_out_of_range": 3, "malformed_record": 1, "source_columns_missing": 1}
+                            "rating_out_of_range": 3, "malformed_record": 1, "source_columns_missing": 1,
+                            "field_too_long": 1}
 
 
 def test_gate_blocks_when_the_failing_share_exceeds_the_threshold(spark):

@@ -26,6 +26,7 @@ current_version as (
 
 select
     predictions.review_id,
+    documents.source,
     documents.product_id,
     documents.department,
     documents.product_class,

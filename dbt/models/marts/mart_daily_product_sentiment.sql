@@ -1,5 +1,5 @@
--- ingest_date x department x class x product: the current predictions' sentiment counts and
--- shares, mean confidence and mean rating. Incremental like fct_predictions, which it reads.
+-- ingest_date x source x department x class x product: the current predictions' sentiment counts
+-- and shares, mean confidence and mean rating. Incremental like fct_predictions, which it reads.
 {{ config(
     materialized='incremental',
     incremental_strategy=date_partition_strategy(),
@@ -15,13 +15,14 @@ with current_predictions as (
     from {{ ref('fct_predictions') }}
     where is_current
     {% if is_incremental() -%}
-      and {{ changed_dates(ref('fct_predictions')) }}
+      and {{ changed_dates(ref('fct_predictions'), upstream_filter='upstream.is_current') }}
     {%- endif %}
 ),
 
 counted as (
     select
         ingest_date,
+        source,
         coalesce(department, '(none)')                                        as department,
         coalesce(product_class, '(none)')                                     as product_class,
         coalesce(product_id, '(none)')                                        as product_id,
@@ -34,10 +35,11 @@ counted as (
         max(model_version)                                                    as model_version,
         max(run_id)                                                           as run_id
     from current_predictions
-    group by 1, 2, 3, 4
+    group by 1, 2, 3, 4, 5
 )
 
 select
+    source,
     department,
     product_class,
     product_id,

@@ -1,8 +1,10 @@
--- ingest_date x department x label: how many documents, their share of the day's department, and
--- the mean confidence, from the current predictions of each day (the monitoring report's input).
+-- ingest_date x source x department x label: how many documents, their share of the day's
+-- department (within its source: tweets have no departments), and the mean confidence, from the
+-- current predictions of each day.
 with scored as (
     select
         ingest_date,
+        source,
         coalesce(department, '(none)')      as department,
         predicted_label,
         confidence,
@@ -14,22 +16,24 @@ with scored as (
 counted as (
     select
         ingest_date,
+        source,
         department,
         predicted_label                     as label,
         count(*)                            as n_documents,
         avg(confidence)                     as mean_confidence,
         max(model_version)                  as model_version
     from scored
-    group by 1, 2, 3
+    group by 1, 2, 3, 4
 )
 
 select
     ingest_date,
+    source,
     department,
     label,
     cast(n_documents as bigint)                                                        as n_documents,
     cast(n_documents as {{ type_double() }})
-        / sum(n_documents) over (partition by ingest_date, department)                   as share_of_department,
+        / sum(n_documents) over (partition by ingest_date, source, department)           as share_of_department,
     mean_confidence,
     model_version
 from counted

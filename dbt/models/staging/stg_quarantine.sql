@@ -9,5 +9,7 @@ select
     product_id,
     department,
     class                                         as product_class,
+    coalesce(source, {{ regex_group('source_file', 'source=([^/]+)/') }})
+                                                  as source,
     source_file
 from {{ lake_source('quarantine') }} as quarantine
