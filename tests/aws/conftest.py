@@ -268,8 +268,9 @@ class EmrWorker:
             if not open_steps:
                 continue
             step = open_steps[0]
-            if step.state == "RUNNING":
-                continue   # a hanging step
+            if step.id in self._seen:
+                continue   # a hanging step, already decided
+            self._seen.add(step.id)
             args = list(step.args)
             stage = next(a for a in args[1:] if not a.startswith(("--", "s3://")))
             date = args[args.index("--date") + 1] if "--date" in args else ""
