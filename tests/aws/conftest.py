@@ -100,10 +100,11 @@ def cloudformation_like_aws(env: pytest.MonkeyPatch) -> None:
     """Two gaps of moto 5.2's CloudFormation, filled as AWS behaves (gaps of the fake, not of our code):
     - AWS::StepFunctions::StateMachine: moto reads DefinitionString but ignores DefinitionSubstitutions
       (AWS replaces each ${key} of the definition with its resolved value), and creates the machine in
-      its plain Step Functions backend even when the API is served by the executing one;
+      (and deletes it from) its plain Step Functions backend even when the API is served by the executing one;
     - AWS::RDS::DBInstance: moto's API manages the master password in Secrets Manager
       (ManageMasterUserPassword) but its CloudFormation model neither passes the property on nor answers
-      Fn::GetAtt MasterUserSecret.SecretArn.
+      Fn::GetAtt MasterUserSecret.SecretArn;
+    - AWS::EMR::SecurityConfiguration: moto's delete reads the Name property unresolved (a Ref) and fails.
     """
     from moto.rds.models import DBInstance
     from moto.stepfunctions.models import StateMachine
@@ -138,6 +139,13 @@ def cloudformation_like_aws(env: pytest.MonkeyPatch) -> None:
         return executing_backend(lambda: update_sm.__func__(StateMachine, original_resource, new_resource_name,
                                                             doc, account_id, region_name))
 
+    delete_sm = StateMachine.delete_from_cloudformation_json
+
+    def delete_state_machine(resource_name, *args, **kwargs):
+        return executing_backend(lambda: delete_sm.__func__(StateMachine, resource_name, *args, **kwargs))
+
+    env.setattr(StateMachine, "delete_from_cloudformation_json", classmethod(
+        lambda cls, *a, **k: delete_state_machine(*a, **k)))
     env.setattr(StateMachine, "create_from_cloudformation_json", classmethod(
         lambda cls, *a, **k: create_state_machine(*a, **k)))
     env.setattr(StateMachine, "update_from_cloudformation_json", classmethod(
@@ -159,6 +167,14 @@ def cloudformation_like_aws(env: pytest.MonkeyPatch) -> None:
             return self.master_user_secret.secret.arn
         return get_attribute(self, attribute_name)
 
+    from moto.emr.models import SecurityConfiguration, emr_backends
+
+    def delete_security_configuration(cls, resource_name, cloudformation_json, account_id, region_name):
+        name = cloudformation_json["Properties"].get("Name")
+        emr_backends[account_id][region_name].security_configurations.pop(
+            name if isinstance(name, str) else resource_name, None)
+
+    env.setattr(SecurityConfiguration, "delete_from_cloudformation_json", classmethod(delete_security_configuration))
     env.setattr(DBInstance, "create_from_cloudformation_json", classmethod(
         lambda cls, *a, **k: create_database(*a, **k)))
     has_attribute = DBInstance.has_cfn_attr
@@ -282,9 +298,9 @@ class EmrWorker:
                 bucket, key = marker[len("s3://"):].split("/", 1)
                 client("s3").put_object(Bucket=bucket, Key=key, Body=b"")
             step.state = {"FAILED": "FAILED", "HANG": "RUNNING"}.get(result, "COMPLETED")
-            now = datetime.datetime.now(datetime.timezone.utc)
-            step.start_datetime = now
-            step.end_datetime = None if result == "HANG" else now + datetime.timedelta(seconds=90)
+            now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)   # as moto keeps them
+            step.start_date_time = now
+            step.end_date_time = None if result == "HANG" else now + datetime.timedelta(seconds=90)
             self.steps.append((cluster.id, args, step.state))
 
     def write_ingest_record(self, date: str, blocked: bool) -> None:

@@ -144,3 +144,100 @@ def test_s3_and_schedule_events_start_runs_for_the_right_date(stack, emr_worker)
     assert [a[a.index("--date") + 1] for a in emr_worker.stage_args()] == ["2026-11-02", "2026-11-03"]
     assert all(a[:3] == ["/opt/nlp-batch/bin/run-stage", "--outcomes", f"s3://nlp-test-bucket/outcomes/{n}/"]
                for a, n in zip(emr_worker.stage_args(), ("landed", "scheduled")))
+
+
+def wait_for(condition, timeout: float = 30):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError("condition not met in time")
+
+
+def status_change(deployment, execution_arn: str, status: str) -> dict:
+    sfn = client("stepfunctions")
+    run = sfn.describe_execution(executionArn=execution_arn)
+    return {"executionArn": execution_arn, "stateMachineArn": run["stateMachineArn"], "name": run["name"],
+            "status": status}
+
+
+def run_machine(deployment, output: str, name: str, event: dict) -> dict:
+    arn = client("stepfunctions").start_execution(stateMachineArn=deployment.outputs()[output], name=name,
+                                                  input=json.dumps(event))["executionArn"]
+    return wait_for_execution(arn)
+
+
+@pytest.mark.parametrize("status", ["ABORTED", "TIMED_OUT", "FAILED"])
+def test_an_execution_stopped_from_outside_is_cleaned_up(stack, emr_worker, status):
+    """An abort, the execution's own timeout or a States.Runtime error end it where no state of its own
+    runs: EventBridge's status-change rule hands it to the cleanup machine."""
+    deployment, inbox = stack
+    emr_worker.outcome = lambda stage, args: "HANG"
+    name = f"stuck-{status.lower()}"
+    arn = start(deployment, name, {"ingest_date": DATE})
+    wait_for(lambda: emr_worker.steps)                                 # the cluster is up and ingest runs
+    if status == "ABORTED":
+        client("stepfunctions").stop_execution(executionArn=arn)
+    (event,) = deliver("nlp-batch-pipeline-stopped", "aws.states", "Step Functions Execution Status Change",
+                       status_change(deployment, arn, status))
+    cleaned = run_machine(deployment, "CleanupStateMachineArn", f"cleanup-{name}", event)
+    history = client("stepfunctions").get_execution_history(executionArn=cleaned["executionArn"])["events"]
+    assert cleaned["status"] == "SUCCEEDED", [e["taskFailedEventDetails"] for e in history if e["type"] == "TaskFailed"]
+
+    assert cluster_states(emr_worker) == ["TERMINATED"]
+    assert claim(deployment, DATE) == status                            # the date can run again
+    notes = inbox()
+    if status == "FAILED":
+        assert notes == []      # a failure notifies from the pipeline; a runtime error through the alarm
+    else:
+        assert [n["Message"] for n in notes] == [
+            f"nlp-batch execution {name} ended {status}; its cluster was terminated and its date can run again"]
+    client("stepfunctions").stop_execution(executionArn=arn)
+
+
+def test_the_breaker_counts_infrastructure_failures_only(stack, emr_worker):
+    deployment, inbox = stack
+    events = client("events")
+    table = deployment.outputs()["RunsTable"]
+
+    def ended(name: str, payload: dict, error: str | None) -> None:
+        """Run the pipeline, then what EventBridge does when it ends: route it to the breaker."""
+        run = execute(deployment, name, payload)
+        assert run.get("error") == error, run
+        (event,) = deliver("nlp-batch-pipeline-ended", "aws.states", "Step Functions Execution Status Change",
+                           status_change(deployment, run["executionArn"], run["status"]))
+        assert run_machine(deployment, "CircuitBreakerStateMachineArn", f"breaker-{name}", event)["status"] == "SUCCEEDED"
+
+    def triggers() -> list[str]:
+        return [events.describe_rule(Name=n)["State"] for n in ("nlp-batch-schedule", "nlp-batch-landing")]
+
+    def count() -> int:
+        item = client("dynamodb").get_item(TableName=table, Key={"pk": {"S": "circuit-breaker"}}).get("Item", {})
+        return int(item.get("consecutive_failures", {"N": "0"})["N"])
+
+    ended("bad-input-1", {}, "PipelineFailed")                                   # infrastructure: 1
+    emr_worker.outcome = lambda stage, args: "BLOCKED"
+    ended("blocked-1", {"ingest_date": "2026-11-05"}, "QualityGateBlocked")     # data: not counted
+    ended("blocked-2", {"ingest_date": "2026-11-05"}, "QualityGateBlocked")
+    emr_worker.outcome = lambda stage, args: "ALERT" if stage == "report" else "COMPLETED"
+    ended("alerted", {"ingest_date": "2026-11-06"}, "CriticalAlert")             # data: not counted
+    ended("refused", {"ingest_date": "2026-11-06"}, None)                         # done already: neither
+    ended("bad-input-2", {}, "PipelineFailed")                                   # infrastructure: 2
+    assert count() == 2 and triggers() == ["ENABLED", "ENABLED"]
+    assert not [n for n in inbox() if "circuit" in n["Subject"]]
+
+    emr_worker.outcome = lambda stage, args: "COMPLETED"
+    ended("success", {"ingest_date": "2026-11-07"}, None)                        # a success resets
+    assert count() == 0
+    for i in range(1, 4):
+        ended(f"bad-input-{i + 2}", {}, "PipelineFailed")
+    assert count() == 3 and triggers() == ["DISABLED", "DISABLED"]
+    opened = [n for n in inbox() if "circuit open" in n["Subject"]]
+    assert len(opened) == 1
+    assert opened[0]["Message"].startswith("3 executions of nlp-batch-pipeline in a row failed")
+    assert "aws events enable-rule --name nlp-batch-schedule" in opened[0]["Message"]
+    for rule in ("nlp-batch-schedule", "nlp-batch-landing"):   # close it again for the tests after this one
+        events.enable_rule(Name=rule)
