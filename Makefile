@@ -31,7 +31,7 @@ help:
 	@echo "make synth | deploy | destroy | preflight TARGET=emr   (AWS: emr/README.md)"
 
 ## setup: virtualenv with pinned packages + JVM jars in a local cache (quick when done)
-setup: $(VENV)/.installed $(JARS)/.resolved node_modules/.installed
+setup: $(VENV)/.installed $(JARS)/.resolved node_modules/.installed $(CHECKOV)
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,12 @@ $(JARS)/.resolved: jars/pom.xml
 	mvn -C -q -B -f jars/pom.xml dependency:copy-dependencies -DincludeScope=runtime \
 	    -DoutputDirectory=$(CURDIR)/$(JARS) -Dmdep.overWriteReleases=true
 	@touch $@
+
+# checkov, the tests' security scan of the stack, in a virtualenv of its own (its pins clash with the project's)
+CHECKOV := .cache/checkov/bin/checkov
+$(CHECKOV):
+	$(PYTHON) -m venv .cache/checkov
+	.cache/checkov/bin/pip install --quiet "checkov==3.2.533"
 
 # the ASL validator the tests run on every state machine (package-lock.json pins it)
 node_modules/.installed: package.json package-lock.json
