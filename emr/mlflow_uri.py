@@ -1,6 +1,8 @@
 """Print the MLflow tracking URI of the stack's registry database (run_stage.sh exports it).
 
-    postgresql://<user>:<password>@<host>:<port>/<database>?sslmode=require
+    postgresql+psycopg2://<user>:<password>@<host>:<port>/<database>?sslmode=require
+
+(the driver named: psycopg2-binary is in the runtime lock, and SQLAlchemy 2.1 defaults to psycopg 3).
 
 The user and password come from the RDS-managed Secrets Manager secret (EMR_REGISTRY_SECRET_ARN), the
 address from conf/nlp.env (EMR_REGISTRY_HOST, EMR_REGISTRY_PORT, EMR_REGISTRY_DATABASE). Both are
@@ -24,7 +26,7 @@ def tracking_uri(env: dict[str, str]) -> str:
                         .get_secret_value(SecretId=arn)["SecretString"])
     user, password = quote(secret["username"], safe=""), quote(secret["password"], safe="")
     host, port, database = env["EMR_REGISTRY_HOST"], env.get("EMR_REGISTRY_PORT", "5432"), env["EMR_REGISTRY_DATABASE"]
-    return f"postgresql://{user}:{password}@{host}:{port}/{quote(database, safe='')}?sslmode=require"
+    return f"postgresql+psycopg2://{user}:{password}@{host}:{port}/{quote(database, safe='')}?sslmode=require"
 
 
 if __name__ == "__main__":

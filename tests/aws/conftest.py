@@ -183,6 +183,20 @@ def cloudformation_like_aws(env: pytest.MonkeyPatch) -> None:
         lambda cls, name: name == "MasterUserSecret.SecretArn" or has_attribute(name)))
 
 
+def require_tool(path, how: str) -> str:
+    """The tool's path; the test is skipped when it is missing here, and fails in CI (CI=true), where
+    .ci/run installs it."""
+    import shutil
+
+    found = str(path) if Path(path).exists() else shutil.which(str(path))
+    if not found:
+        message = f"{path} is not installed: {how}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
 def client(service: str):
     import boto3
 

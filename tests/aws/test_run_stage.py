@@ -77,7 +77,7 @@ def test_the_registry_uri_comes_from_the_secret_quoted(moto_url):
                EMR_REGISTRY_DATABASE="mlflow")
     done = mlflow_uri(env)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "postgresql://mlflow:p%40ss%2Fw%3Ard%25%3F@registry.example:5432/mlflow?sslmode=require"
+    assert done.stdout.strip() == "postgresql+psycopg2://mlflow:p%40ss%2Fw%3Ard%25%3F@registry.example:5432/mlflow?sslmode=require"
     missing = mlflow_uri(dict(env, EMR_REGISTRY_SECRET_ARN=secret + "-gone"))
     assert missing.returncode == 2 and missing.stdout == ""
     assert missing.stderr.strip().splitlines() == [

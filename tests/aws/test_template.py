@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from nlp_emr import template
+from tests.aws.conftest import require_tool as tool
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKOV = ROOT / ".cache" / "checkov" / "bin" / "checkov"
@@ -21,17 +21,6 @@ ASL_VALIDATOR = ROOT / "node_modules" / ".bin" / "asl-validator"
 STACK = template.synthesize()
 MACHINES = {name: json.loads(r["Properties"]["DefinitionString"])
             for name, r in STACK["Resources"].items() if r["Type"] == "AWS::StepFunctions::StateMachine"}
-
-
-def tool(path: Path | str, how: str) -> str:
-    """The tool's path; skipped when missing here, a failure in CI (CI=true), where .ci/run installs it."""
-    found = str(path) if Path(path).exists() else shutil.which(str(path))
-    if not found:
-        message = f"{path} is not installed: {how}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
 
 
 @pytest.fixture(scope="module")
