@@ -30,6 +30,9 @@ help:
 	@echo "make ingest|train|infer|report DATE=YYYY-MM-DD | dbt | test | bench | clean-lake"
 	@echo "make synth | deploy | destroy | preflight TARGET=emr   (AWS: emr/README.md)"
 
+# checkov, the tests' security scan of the stack, in a virtualenv of its own (its pins clash with the project's)
+CHECKOV := .cache/checkov/bin/checkov
+
 ## setup: virtualenv with pinned packages + JVM jars in a local cache (quick when done)
 setup: $(VENV)/.installed $(JARS)/.resolved node_modules/.installed $(CHECKOV)
 
@@ -47,8 +50,6 @@ $(JARS)/.resolved: jars/pom.xml
 	    -DoutputDirectory=$(CURDIR)/$(JARS) -Dmdep.overWriteReleases=true
 	@touch $@
 
-# checkov, the tests' security scan of the stack, in a virtualenv of its own (its pins clash with the project's)
-CHECKOV := .cache/checkov/bin/checkov
 $(CHECKOV):
 	$(PYTHON) -m venv .cache/checkov
 	.cache/checkov/bin/pip install --quiet "checkov==3.2.533"

@@ -128,6 +128,8 @@ class Settings:
     emr_stage_timeout_seconds: int = _doc("a stage (all its attempts) running longer fails the run", default=7200)
     emr_cluster_start_polls: int = _doc("status checks a cluster may take to start before the run fails",
                                         default=60)
+    emr_iceberg_catalog: str = _doc("name of the Spark catalog EMR registers for the Glue Data Catalog's Iceberg "
+                                    "tables (warehouse s3://<bucket>/lake/)", default="glue")
     athena_workgroup: str = _doc("Athena workgroup dbt runs in (on EMR: the stack's)", default="primary")
     athena_schema: str = _doc("Glue database dbt builds the marts in (on EMR: the stack's)", default="nlp_marts")
 

@@ -134,12 +134,21 @@ class Artifacts:
             "Args": [self.uri, self.wheelhouse_uri(), self.jars_uri("cpu"),
                      self.jars_uri("gpu") if gpu else self.jars_uri("cpu"),
                      f"s3://{self.bucket}/models", self.profile["Flavour"]]}})
-        jars = {"Classification": "spark-defaults", "Properties": {"spark.jars": self.spark_jars()}}
+        catalog = f"spark.sql.catalog.{self.s.emr_iceberg_catalog}"
+        jars = {"Classification": "spark-defaults", "Properties": {
+            "spark.jars": self.spark_jars(),
+            # the Glue Data Catalog as an Iceberg catalog (EMR's iceberg-defaults puts Iceberg on the classpath)
+            catalog: "org.apache.iceberg.spark.SparkCatalog",
+            f"{catalog}.catalog-impl": "org.apache.iceberg.aws.glue.GlueCatalog",
+            f"{catalog}.io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
+            f"{catalog}.warehouse": f"s3://{self.bucket}/lake/",
+            "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"}}
+        iceberg = {"Classification": "iceberg-defaults", "Properties": {"iceberg.enabled": "true"}}
         return {
             "ReleaseLabel": base["ReleaseLabel"], "Applications": base["Applications"],
             "EbsRootVolumeSize": base["EbsRootVolumeSize"], "BootstrapActions": actions,
             "InstanceGroups": self.profile["InstanceGroups"],
-            "Configurations": merge_configurations(base["Configurations"], [jars], self.profile["Configurations"]),
+            "Configurations": merge_configurations(base["Configurations"], [jars, iceberg], self.profile["Configurations"]),
         }
 
     # --- settings on the cluster --------------------------------------------------------------------------------
@@ -160,7 +169,8 @@ class Artifacts:
             "NLP_REPORT_PRICING_FILE": f"{APP_DIR}/emr/pricing.json",
             "NLP_ATHENA_S3_STAGING_DIR": f"s3://{self.bucket}/athena-results/",
             "NLP_ATHENA_WORKGROUP": o["AthenaWorkGroup"], "NLP_ATHENA_SCHEMA": o["MartsDatabase"],
-            "NLP_LAKE_SCHEMA": o["LakeDatabase"], "NLP_REPORT_SNS_TOPIC_ARN": o["TopicArn"],
+            "NLP_LAKE_SCHEMA": o["LakeDatabase"], "NLP_LAKE_CATALOG": self.s.emr_iceberg_catalog,
+            "NLP_REPORT_SNS_TOPIC_ARN": o["TopicArn"],
             "NLP_CODE_VERSION": self.version, "AWS_REGION": self.s.aws_region,
             "AWS_DEFAULT_REGION": self.s.aws_region, "EMR_WORK_DIR": WORK_DIR,
             "EMR_REPORTS_S3": f"s3://{self.bucket}/reports/",

@@ -229,7 +229,7 @@ def settings_under(root: Path, **overrides):
         for jar in jars:
             (root / "jars" / flavour / jar).write_bytes(jar.encode())
     values = dict(aws_bucket=BUCKET, aws_region=REGION, emr_poll_seconds=1, sfn_retry_interval_seconds=1,
-                  emr_stage_timeout_seconds=60, emr_cluster_start_polls=30, embeddings_model_dir=str(model),
+                  emr_stage_timeout_seconds=20, emr_cluster_start_polls=30, embeddings_model_dir=str(model),
                   emr_wheelhouse_dir=str(wheelhouse), emr_jars_dir=str(root / "jars"))
     values.update(overrides)
     return make_settings(root, **values)

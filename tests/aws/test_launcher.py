@@ -70,6 +70,10 @@ def test_run_uploads_the_artifacts_follows_the_execution_and_prints_the_measured
     jars = next(c for c in shape["Configurations"] if c["Classification"] == "spark-defaults")["Properties"]["spark.jars"]
     assert jars == "local:/opt/nlp-batch/jars/onnxruntime.jar,local:/opt/nlp-batch/jars/spark-nlp_2.12.jar"
     assert "spark.jars.packages" not in json.dumps(shape)                 # nothing resolved at cluster start
+    defaults = next(c for c in shape["Configurations"] if c["Classification"] == "spark-defaults")["Properties"]
+    assert defaults["spark.sql.catalog.glue.catalog-impl"] == "org.apache.iceberg.aws.glue.GlueCatalog"
+    assert defaults["spark.sql.catalog.glue.warehouse"] == f"s3://{BUCKET}/lake/"
+    assert {"Classification": "iceberg-defaults", "Properties": {"iceberg.enabled": "true"}} in shape["Configurations"]
     cgroup, install = shape["BootstrapActions"]
     assert cgroup["ScriptBootstrapAction"]["Path"].endswith("/emr/cgroup_devices.sh")
     args = install["ScriptBootstrapAction"]["Args"]

@@ -205,6 +205,7 @@ def test_the_breaker_counts_infrastructure_failures_only(stack, emr_worker):
 
     def ended(name: str, payload: dict, error: str | None) -> None:
         """Run the pipeline, then what EventBridge does when it ends: route it to the breaker."""
+        name = f"cb-{name}"                      # execution names are unique for the package's stack
         run = execute(deployment, name, payload)
         assert run.get("error") == error, run
         (event,) = deliver("nlp-batch-pipeline-ended", "aws.states", "Step Functions Execution Status Change",
