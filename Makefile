@@ -110,11 +110,15 @@ endif
 emr-artifacts: $(EMR_CACHE)/wheelhouse/.downloaded $(EMR_CACHE)/jars/cpu/.resolved \
                $(if $(filter cpu,$(NLP_EMR_PROFILE)),,$(EMR_CACHE)/jars/gpu/.resolved)
 
+# EMR 7 nodes run Amazon Linux 2023 (glibc 2.34), x86_64, its python3.11 package: wheels of any manylinux
+# up to 2.34, for the Python version the runtime lock was resolved with (some pins need >= 3.11.5)
+NODE_PYTHON := 3.11.7
+NODE_PLATFORMS := $(foreach v,2_34 2_31 2_28 2_27 2_26 2_24 2_17 2_5,--platform manylinux_$(v)_x86_64)
 $(EMR_CACHE)/wheelhouse/.downloaded: emr/requirements-runtime.lock emr/requirements-gpu.lock
 	@mkdir -p $(@D)
 	for lock in emr/requirements-runtime.lock emr/requirements-gpu.lock; do \
-	  $(PY) -m pip download --quiet --require-hashes --no-deps --only-binary=:all: --platform manylinux2014_x86_64 \
-	    --python-version 3.11 --implementation cp -r "$$lock" -d $(@D) || exit 1; done
+	  $(PY) -m pip download --quiet --require-hashes --no-deps --only-binary=:all: $(NODE_PLATFORMS) \
+	    --python-version $(NODE_PYTHON) --implementation cp -r "$$lock" -d $(@D) || exit 1; done
 	@touch $@
 
 $(EMR_CACHE)/jars/%/.resolved: jars/pom.xml

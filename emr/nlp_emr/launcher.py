@@ -47,7 +47,7 @@ class Deployment:
         api = "".join(w[:1].upper() + w[1:] for w in operation.split("_"))
         if self.dry_run:
             self.out(f"{service} {api}  # {why}")
-            shown = {k: (f"<{len(v):,} bytes>" if k == "TemplateBody" else v) for k, v in params.items()}
+            shown = {k: (f"<{len(v):,} bytes>" if k in ("TemplateBody", "Body") else v) for k, v in params.items()}
             self.out("  " + json.dumps(shown, default=str, indent=2).replace("\n", "\n  "))
             return {}
         self.out(f"  {service} {api}: {why}")
@@ -133,7 +133,10 @@ class Deployment:
         try:
             self.client("s3").head_bucket(Bucket=bucket)
             return "true"
-        except ClientError:
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("403", "AccessDenied", "Forbidden"):
+                raise SettingsError(f"setting aws_bucket={bucket!r}: the bucket exists and this account may not "
+                                    "use it; choose another name") from None
             return "false"
 
     def deploy(self) -> int:
@@ -158,6 +161,10 @@ class Deployment:
                           Parameters=[{"ParameterKey": k, "ParameterValue": params[k]} for k in boot["Parameters"]],
                           Tags=[{"Key": "project", "Value": self.name}])
                 self.wait()
+                first = None if self.dry_run else self.stack()
+                if first is not None and first["StackStatus"] != "CREATE_COMPLETE":
+                    print(f"STOPPED: stack {self.name} is {first['StackStatus']}: {self.first_failure()}", file=sys.stderr)
+                    return EXIT_FAILED
             request, operation = "the whole stack", "update_stack" if params["UseExistingBucket"] == "false" else "create_stack"
         else:
             request, operation = "update to this version", "update_stack"
@@ -271,7 +278,7 @@ class Deployment:
         return self.follow(started["executionArn"], date, outputs)
 
     def latest_landed_date(self, bucket: str) -> str:
-        if self.dry_run and not self._can_read():
+        if self.dry_run and (bucket.startswith("${") or not self._can_read()):
             return "${LatestLandedDate}"
         prefix = "lake/raw/"
         found = self.client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix, Delimiter="/")
@@ -284,7 +291,7 @@ class Deployment:
 
     def has_trained(self, bucket: str) -> bool:
         """A train stage has succeeded before (its run record in the lake): the registry has a model."""
-        if self.dry_run and not self._can_read():
+        if self.dry_run and (bucket.startswith("${") or not self._can_read()):
             return False
         s3 = self.client("s3")
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="lake/_runs/stage=train/"):
