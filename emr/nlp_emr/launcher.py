@@ -6,6 +6,7 @@ run prints each request with its parameters and sends none; values only AWS can 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import sys
 import time
@@ -113,15 +114,14 @@ class Deployment:
             "TlsCertificatesS3Object": s.emr_tls_certificates, "PollSeconds": str(s.emr_poll_seconds),
             "RetryIntervalSeconds": str(s.sfn_retry_interval_seconds),
             "StageTimeoutSeconds": str(s.emr_stage_timeout_seconds),
-            "ClusterStartPolls": str(s.emr_cluster_start_polls),
+            "ClusterStartPolls": str(s.emr_cluster_start_polls), "MartsDatabaseName": s.athena_schema,
         }
-        missing = [k for k, env in (("VpcId", "NLP_AWS_VPC_ID"), ("SubnetId", "NLP_EMR_SUBNET_ID"),
-                                    ("DatabaseSubnetIds", "NLP_AWS_DB_SUBNET_IDS")) if not values[k]]
+        needed = {"VpcId": "NLP_AWS_VPC_ID", "SubnetId": "NLP_EMR_SUBNET_ID",
+                  "DatabaseSubnetIds": "NLP_AWS_DB_SUBNET_IDS"}
+        missing = [env for key, env in needed.items() if not values[key]]
         if missing and not self.dry_run:
-            raise SettingsError(f"stack parameters {', '.join(missing)} have no value: set "
-                                + ", ".join(env for k, env in (("VpcId", "NLP_AWS_VPC_ID"),
-                                            ("SubnetId", "NLP_EMR_SUBNET_ID"),
-                                            ("DatabaseSubnetIds", "NLP_AWS_DB_SUBNET_IDS")) if k in missing))
+            raise SettingsError("the stack needs a VPC, a cluster subnet and two database subnets: set "
+                                + ", ".join(missing))
         return values
 
     def existing_bucket(self, bucket: str) -> str:
@@ -141,19 +141,21 @@ class Deployment:
 
     def deploy(self) -> int:
         """Create or update the stack; upload this version's artifacts; re-arm the triggers."""
-        self.out(f"deploy stack {self.name} to {self.s.aws_region}" + (" (dry run: nothing is sent)" if self.dry_run else ""))
+        self.out(f"deploy stack {self.name} to {self.s.aws_region}"
+                 + (" (dry run: nothing is sent)" if self.dry_run else ""))
         previous = None if (self.dry_run and not self._can_read()) else self.stack()
         if previous and previous["StackStatus"].endswith("_IN_PROGRESS"):
             raise SettingsError(f"stack {self.name} is {previous['StackStatus']}: wait for it to finish")
         from .artifacts import code_version
 
+        cfn = "cloudformation"
+        if previous and previous["StackStatus"] == "ROLLBACK_COMPLETE":   # a failed first creation: delete it
+            self.call(cfn, "delete_stack", "remove the failed first creation", StackName=self.name)
+            self.wait()
+            previous = None
         version = code_version()
         params = self.parameters(previous, version)
-        cfn = "cloudformation"
-        if previous is None or previous["StackStatus"] == "ROLLBACK_COMPLETE":
-            if previous:   # a first creation that failed can only be deleted
-                self.call(cfn, "delete_stack", "remove the failed first creation", StackName=self.name)
-                self.wait()
+        if previous is None:
             if params["UseExistingBucket"] == "false":
                 boot = template.bootstrap()
                 self.call(cfn, "create_stack", "first the key and the bucket (the whole template is staged there)",
@@ -163,9 +165,12 @@ class Deployment:
                 self.wait()
                 first = None if self.dry_run else self.stack()
                 if first is not None and first["StackStatus"] != "CREATE_COMPLETE":
-                    print(f"STOPPED: stack {self.name} is {first['StackStatus']}: {self.first_failure()}", file=sys.stderr)
+                    print(f"STOPPED: stack {self.name} is {first['StackStatus']}: {self.first_failure()}",
+                          file=sys.stderr)
                     return EXIT_FAILED
-            request, operation = "the whole stack", "update_stack" if params["UseExistingBucket"] == "false" else "create_stack"
+                request, operation = "the whole stack", "update_stack"
+            else:
+                request, operation = "the whole stack, in the existing bucket", "create_stack"
         else:
             request, operation = "update to this version", "update_stack"
         url = self.stage_template(params["BucketName"])
@@ -197,8 +202,6 @@ class Deployment:
     def stage_template(self, bucket: str) -> str:
         """The whole template in the bucket (too large for TemplateBody); its URL for CloudFormation."""
         text = json.dumps(template.synthesize(), separators=(",", ":"))
-        import hashlib
-
         key = f"artifacts/cloudformation/{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
         self.call("s3", "put_object", "stage the template", Bucket=bucket, Key=key, Body=text.encode())
         return f"https://{bucket}.s3.{self.s.aws_region}.amazonaws.com/{key}"

@@ -175,3 +175,21 @@ def test_bootstrap_stops_on_a_wheel_that_does_not_match_its_hash(tmp_path, bucke
     done = bootstrap(tmp_path, bucket, primary=True)
     assert done.returncode != 0
     assert "THESE PACKAGES DO NOT MATCH THE HASHES" in done.stderr
+
+
+def test_every_maven_resolution_fails_on_a_checksum_mismatch():
+    """Maven only warns on a bad checksum by default; -C (--strict-checksums) makes it fail."""
+    calls = [line for line in (ROOT / "Makefile").read_text().splitlines() if re.match(r"\s+mvn\s", line)]
+    assert len(calls) == 2 and all(re.search(r"\smvn -C\s", line) for line in calls), calls
+
+
+def test_the_jar_tree_keeps_distinct_names_on_the_nodes():
+    """Every jar of the curated tree (make setup resolves it) keeps a name of its own under the names
+    the nodes use, so one spark.jars list fits the CPU and the GPU bundles."""
+    from nlp_emr.artifacts import neutral_name
+
+    jars = sorted((ROOT / ".cache" / "jars").glob("*.jar"))
+    if not jars:
+        pytest.skip("no .cache/jars: make setup resolves jars/pom.xml")
+    names = [neutral_name(j) for j in jars]
+    assert len(set(names)) == len(names) and "spark-nlp_2.12.jar" in names and "onnxruntime.jar" in names

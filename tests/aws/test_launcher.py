@@ -192,7 +192,10 @@ def test_jar_names_are_the_same_for_both_builds():
     assert neutral_name(Path("protobuf-java-3.19.4.jar")) == "protobuf-java.jar"
 
 
-def test_settings_errors_name_the_setting(capsys):
+def test_settings_errors_name_the_setting(capsys, moto_url):
+    assert cli.main(["deploy", "--aws-stack-name=novpc", "--aws-bucket=nlp-novpc-bucket"]) == 2
+    assert capsys.readouterr().err.strip() == ("ERROR: the stack needs a VPC, a cluster subnet and two database subnets: "
+                                               "set NLP_AWS_VPC_ID, NLP_EMR_SUBNET_ID, NLP_AWS_DB_SUBNET_IDS")
     assert cli.main(["deploy", "--aws-bucket=Bad_Bucket"]) == 2
     assert "setting aws_bucket='Bad_Bucket'" in capsys.readouterr().err
     assert cli.main(["deploy", "--aws-bucket=b-ok", "--emr-profile=tpu"]) == 2
