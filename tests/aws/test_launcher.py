@@ -216,3 +216,34 @@ def test_aws_errors_stop_with_one_line(capsys, monkeypatch, moto_url):
     assert cli.main(["run", "--aws-stack-name=nocreds"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("ERROR: AWS refused or could not be reached (us-east-1):")
+
+
+def test_a_new_bucket_is_created_protected_by_the_first_version_of_the_stack(moto_url):
+    """The stack's first version (what deploy sends before staging the whole template in the bucket),
+    created by moto's CloudFormation. moto applies a bucket's encryption and tags only; its public access
+    block, versioning, access logging, notifications and lifecycle are read from the template (checkov
+    checks them too)."""
+    from nlp_emr import template
+
+    boot, bucket = template.bootstrap(), "nlp-new-bucket"
+    values = {"ProjectName": "newbucket", "BucketName": bucket, "UseExistingBucket": "false",
+              "OperatorArns": "arn:aws:iam::123456789012:role/operator"}
+    cfn = client("cloudformation")
+    cfn.create_stack(StackName="newbucket", TemplateBody=template.body(boot),
+                     Parameters=[{"ParameterKey": k, "ParameterValue": values[k]} for k in boot["Parameters"]])
+    stack = cfn.describe_stacks(StackName="newbucket")["Stacks"][0]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    key = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}["KeyArn"]
+    s3 = client("s3")
+    rule = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key}
+    aliases = {a["AliasName"]: a.get("TargetKeyId") for a in client("kms").list_aliases()["Aliases"]}
+    assert aliases["alias/newbucket"] == key.rsplit("/", 1)[1]
+    props = boot["Resources"]["Bucket"]["Properties"]
+    assert all(props["PublicAccessBlockConfiguration"].values()) and len(props["PublicAccessBlockConfiguration"]) == 4
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert props["LoggingConfiguration"]["DestinationBucketName"] == {"Ref": "AccessLogBucket"}
+    assert props["NotificationConfiguration"] == {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}
+    assert boot["Resources"]["Key"]["Properties"]["EnableKeyRotation"] is True
+    cfn.delete_stack(StackName="newbucket")
+    assert s3.head_bucket(Bucket=bucket)                            # DeletionPolicy Retain: the data stays
