@@ -25,8 +25,8 @@ from typing import Callable
 from spark_jobs import settings as settings_mod
 from spark_jobs.settings import SettingsError
 
-from . import preflight
-from .launcher import EXIT_BAD_SETTING, EXIT_FAILED, Deployment, estimate, synth
+from . import preflight, template
+from .launcher import EXIT_BAD_SETTING, EXIT_FAILED, Deployment, estimate
 from .template import EMR_DIR
 
 
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> i
         s = settings_mod.load(argv)
         check(s)
         if args.command == "synth":
-            out(f"wrote {synth(Path(args.out))}")
+            out(f"wrote {template.write(Path(args.out))}")
             return 0
         if args.command == "cost":
             out("\n".join(estimate(s.emr_profile)))

@@ -10,7 +10,6 @@ import hashlib
 import json
 import sys
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 from spark_jobs.monitoring import cluster_dollars_per_hour
@@ -411,7 +410,3 @@ def describe_event(event: dict) -> str | None:
     if kind in ("ExecutionSucceeded", "ExecutionFailed", "ExecutionAborted", "ExecutionTimedOut"):
         return kind.replace("Execution", "execution ").lower()
     return None
-
-
-def synth(out: Path) -> Path:
-    return template.write(out)
