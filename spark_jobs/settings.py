@@ -103,22 +103,35 @@ class Settings:
     gpu_task_amount: float = _doc("share of a GPU one task takes (1/8: eight tasks share an executor's GPU, "
                                   "so CPU-bound stages still use every core)", default=0.125)
 
-    # --- AWS deployment: emr/ and spark_jobs/emr_launcher.py (`make run TARGET=emr`) ----------------------
+    # --- AWS deployment: emr/ (the stack, the launcher `python -m nlp_emr`, `make deploy|run|preflight TARGET=emr`) --
     aws_region: str = _doc("AWS region of the deployment", default="us-east-1")
-    aws_bucket: str = _doc("S3 bucket of the lake, code artifacts, logs and reports (required on AWS)", default="")
-    aws_stack_name: str = _doc("prefix of every AWS resource name: roles, state machines, rules, topic, key alias",
-                               default="nlp-batch")
+    aws_bucket: str = _doc("S3 bucket of the lake, code artifacts, logs and reports (make deploy needs it; later "
+                           "commands read it from the stack)", default="")
+    aws_stack_name: str = _doc("CloudFormation stack, and prefix of every AWS resource name", default="nlp-batch")
     aws_schedule: str = _doc("EventBridge schedule that starts the pipeline (it processes that day's landings)",
                              default="cron(30 23 * * ? *)")
     aws_notify_email: str = _doc("e-mail address subscribed to the failure notifications (empty = none)", default="")
+    aws_vpc_id: str = _doc("VPC of the clusters and the registry database (make deploy)", default="")
+    aws_db_subnet_ids: str = _doc("comma-separated subnets, in two or more availability zones, of the registry "
+                                  "database (make deploy)", default="")
     emr_profile: str = _doc("EMR cluster profile from emr/profiles.json: gpu or cpu", default="gpu")
-    emr_launch: str = _doc("how `make run TARGET=emr` runs: statemachine, or cluster (create one, add the steps)",
-                           default="statemachine")
-    emr_subnet_id: str = _doc("VPC subnet of the cluster (empty = the default VPC)", default="")
-    emr_poll_seconds: int = _doc("seconds between status checks of a running step or execution", default=30)
-    sfn_retry_interval_seconds: int = _doc("seconds between the state machine's retries of a failed task", default=60)
-    athena_workgroup: str = _doc("Athena workgroup dbt runs in on AWS", default="primary")
-    athena_schema: str = _doc("Glue database dbt builds the marts in on AWS", default="nlp_marts")
+    emr_subnet_id: str = _doc("private subnet of the clusters, tagged for-use-with-amazon-emr-managed-policies=true",
+                              default="")
+    emr_tls_certificates: str = _doc("s3:// URI of the PEM zip for EMR in-transit encryption (empty = off)",
+                                     default="")
+    emr_wheelhouse_dir: str = _doc("wheels of emr/requirements-*.lock that make deploy uploads for the cluster "
+                                   "nodes (make emr-artifacts fills it)", default=".cache/emr/wheelhouse")
+    emr_jars_dir: str = _doc("jar bundles (cpu/, gpu/) of jars/pom.xml that make deploy uploads (make "
+                             "emr-artifacts fills it)", default=".cache/emr/jars")
+    emr_poll_seconds: int = _doc("seconds between status checks of a running step, cluster or execution", default=30)
+    sfn_retry_interval_seconds: int = _doc("seconds between the attempts (3 at most) of a failed stage", default=60)
+    emr_stage_timeout_seconds: int = _doc("a stage (all its attempts) running longer fails the run", default=7200)
+    emr_cluster_start_polls: int = _doc("status checks a cluster may take to start before the run fails",
+                                        default=60)
+    emr_iceberg_catalog: str = _doc("name of the Spark catalog EMR registers for the Glue Data Catalog's Iceberg "
+                                    "tables (warehouse s3://<bucket>/lake/)", default="glue")
+    athena_workgroup: str = _doc("Athena workgroup dbt runs in (on EMR: the stack's)", default="primary")
+    athena_schema: str = _doc("Glue database dbt builds the marts in (on EMR: the stack's)", default="nlp_marts")
 
     # --- monitoring report: spark_jobs/report.py, spark_jobs/monitoring.py, notebooks/monitoring_report.ipynb --
     # Each threshold crossed becomes an alert of that severity in reports/<date>/alerts.json; a critical

@@ -1,12 +1,16 @@
 """AWS served by a moto server on 127.0.0.1 (ThreadedMotoServer, in this process), fake credentials.
 
 boto3 reaches it through AWS_ENDPOINT_URL, Spark through s3a settings, and moto's Step Functions
-executes state machines ("execution mode"). EMR steps never finish by themselves in moto: the
-`emr_worker` fixture plays the cluster, finishing each step the way a test asks.
+executes state machines ("execution mode"). The stack is deployed through moto's CloudFormation by the
+project's launcher (emr/nlp_emr). EMR steps never finish by themselves in moto: the `emr_worker`
+fixture plays the cluster, finishing each step the way a test asks.
 """
 from __future__ import annotations
 
+import datetime
 import json
+import os
+import sys
 import threading
 import time
 import uuid
@@ -17,6 +21,10 @@ from typing import Callable
 import pytest
 
 from tests.conftest import make_settings
+
+EMR_PATH = str(Path(__file__).resolve().parents[2] / "emr")
+if EMR_PATH not in sys.path:   # the launcher package lives with the infrastructure: emr/nlp_emr
+    sys.path.insert(0, EMR_PATH)
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"   # moto's account
@@ -46,6 +54,7 @@ def moto_url():
         requests.post(f"{url}/moto-api/config", timeout=10,
                       json={"stepfunctions": {"execute_state_machine": True}}).raise_for_status()
         normalise_like_aws(env)
+        cloudformation_like_aws(env)
         yield url
     server.stop()
 
@@ -87,20 +96,141 @@ def normalise_like_aws(env: pytest.MonkeyPatch) -> None:
     env.setitem(StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES, "eventbridge", "events")
 
 
+def cloudformation_like_aws(env: pytest.MonkeyPatch) -> None:
+    """Two gaps of moto 5.2's CloudFormation, filled as AWS behaves (gaps of the fake, not of our code):
+    - AWS::StepFunctions::StateMachine: moto reads DefinitionString but ignores DefinitionSubstitutions
+      (AWS replaces each ${key} of the definition with its resolved value), and creates the machine in
+      (and deletes it from) its plain Step Functions backend even when the API is served by the executing one;
+    - AWS::RDS::DBInstance: moto's API manages the master password in Secrets Manager
+      (ManageMasterUserPassword) but its CloudFormation model neither passes the property on nor answers
+      Fn::GetAtt MasterUserSecret.SecretArn;
+    - AWS::EMR::SecurityConfiguration: moto's delete reads the Name property unresolved (a Ref) and fails.
+    """
+    from moto.rds.models import DBInstance
+    from moto.stepfunctions.models import StateMachine
+
+    def substituted(properties: dict) -> dict:
+        text = properties.get("DefinitionString", "")
+        for key, value in (properties.get("DefinitionSubstitutions") or {}).items():
+            text = text.replace("${" + key + "}", str(value))
+        return dict(properties, DefinitionString=text)
+
+    create_sm, update_sm = StateMachine.create_from_cloudformation_json, StateMachine.update_from_cloudformation_json
+
+    from moto.stepfunctions import models as sfn_models
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    def executing_backend(call):
+        """Run a moto CloudFormation handler with the backend the API serves (execution mode)."""
+        plain = sfn_models.stepfunctions_backends
+        env.setattr(sfn_models, "stepfunctions_backends", stepfunctions_parser_backends)
+        try:
+            return call()
+        finally:
+            env.setattr(sfn_models, "stepfunctions_backends", plain)
+
+    def create_state_machine(resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        doc = dict(cloudformation_json, Properties=substituted(cloudformation_json["Properties"]))
+        return executing_backend(lambda: create_sm.__func__(StateMachine, resource_name, doc, account_id,
+                                                            region_name, **kwargs))
+
+    def update_state_machine(original_resource, new_resource_name, cloudformation_json, account_id, region_name):
+        doc = dict(cloudformation_json, Properties=substituted(cloudformation_json["Properties"]))
+        return executing_backend(lambda: update_sm.__func__(StateMachine, original_resource, new_resource_name,
+                                                            doc, account_id, region_name))
+
+    delete_sm = StateMachine.delete_from_cloudformation_json
+
+    def delete_state_machine(resource_name, *args, **kwargs):
+        return executing_backend(lambda: delete_sm.__func__(StateMachine, resource_name, *args, **kwargs))
+
+    env.setattr(StateMachine, "delete_from_cloudformation_json", classmethod(
+        lambda cls, *a, **k: delete_state_machine(*a, **k)))
+    env.setattr(StateMachine, "create_from_cloudformation_json", classmethod(
+        lambda cls, *a, **k: create_state_machine(*a, **k)))
+    env.setattr(StateMachine, "update_from_cloudformation_json", classmethod(
+        lambda cls, *a, **k: update_state_machine(*a, **k)))
+
+    create_db = DBInstance.create_from_cloudformation_json
+    get_attribute = DBInstance.get_cfn_attribute
+
+    def create_database(resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        db = create_db.__func__(DBInstance, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        props = cloudformation_json["Properties"]
+        if props.get("ManageMasterUserPassword") and not getattr(db, "master_user_secret", None):
+            db.update(manage_master_user_password=True,
+                      master_user_secret_kms_key_id=(props.get("MasterUserSecret") or {}).get("KmsKeyId"))
+        return db
+
+    def attribute(self, attribute_name):
+        if attribute_name == "MasterUserSecret.SecretArn":
+            return self.master_user_secret.secret.arn
+        return get_attribute(self, attribute_name)
+
+    from moto.emr.models import SecurityConfiguration, emr_backends
+
+    def delete_security_configuration(cls, resource_name, cloudformation_json, account_id, region_name):
+        name = cloudformation_json["Properties"].get("Name")
+        emr_backends[account_id][region_name].security_configurations.pop(
+            name if isinstance(name, str) else resource_name, None)
+
+    env.setattr(SecurityConfiguration, "delete_from_cloudformation_json", classmethod(delete_security_configuration))
+    env.setattr(DBInstance, "create_from_cloudformation_json", classmethod(
+        lambda cls, *a, **k: create_database(*a, **k)))
+    has_attribute = DBInstance.has_cfn_attr
+    env.setattr(DBInstance, "get_cfn_attribute", attribute)
+    env.setattr(DBInstance, "has_cfn_attr", classmethod(
+        lambda cls, name: name == "MasterUserSecret.SecretArn" or has_attribute(name)))
+
+
+def require_tool(path, how: str) -> str:
+    """The tool's path; the test is skipped when it is missing here, and fails in CI (CI=true), where
+    .ci/run installs it."""
+    import shutil
+
+    found = str(path) if Path(path).exists() else shutil.which(str(path))
+    if not found:
+        message = f"{path} is not installed: {how}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
 def client(service: str):
     import boto3
 
     return boto3.client(service, region_name=REGION)
 
 
+def network(name: str) -> dict[str, str]:
+    """A VPC with a cluster subnet (tagged for EMR's managed policy) and two database subnets, in moto."""
+    ec2 = client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=f"{REGION}{zone}")["Subnet"]["SubnetId"]
+               for i, zone in enumerate("abc")]
+    ec2.create_tags(Resources=[subnets[0]], Tags=[{"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"},
+                                                  {"Key": "Name", "Value": name}])
+    return {"aws_vpc_id": vpc, "emr_subnet_id": subnets[0], "aws_db_subnet_ids": ",".join(subnets[1:])}
+
+
 def settings_under(root: Path, **overrides):
-    """Settings of a deployment into moto, with second-long waits and a small stand-in model folder."""
+    """Settings of a deployment into moto: second-long waits, a stand-in model, wheelhouse and jar bundles."""
     model = root / "models" / "all-MiniLM-L6-v2-onnx"
     (model / "assets").mkdir(parents=True, exist_ok=True)
     (model / "model.onnx").write_bytes(b"onnx stand-in")
     (model / "assets" / "vocab.txt").write_text("[PAD]\n[UNK]\n")
+    wheelhouse = root / "wheelhouse"
+    wheelhouse.mkdir(exist_ok=True)
+    (wheelhouse / "tiny-1.0-py3-none-any.whl").write_bytes(b"wheel stand-in")
+    for flavour, jars in (("cpu", ("spark-nlp_2.12-5.5.3.jar", "onnxruntime-1.19.2.jar")),
+                          ("gpu", ("spark-nlp-gpu_2.12-5.5.3.jar", "onnxruntime_gpu-1.19.2.jar"))):
+        (root / "jars" / flavour).mkdir(parents=True, exist_ok=True)
+        for jar in jars:
+            (root / "jars" / flavour / jar).write_bytes(jar.encode())
     values = dict(aws_bucket=BUCKET, aws_region=REGION, emr_poll_seconds=1, sfn_retry_interval_seconds=1,
-                  embeddings_model_dir=str(model))
+                  emr_stage_timeout_seconds=20, emr_cluster_start_polls=30, embeddings_model_dir=str(model),
+                  emr_wheelhouse_dir=str(wheelhouse), emr_jars_dir=str(root / "jars"))
     values.update(overrides)
     return make_settings(root, **values)
 
@@ -113,24 +243,33 @@ def aws_settings(tmp_path, moto_url):
 
 @pytest.fixture(scope="package")
 def stack(tmp_path_factory, moto_url):
-    """The project deployed once into moto (stack nlp-batch, bucket nlp-test-bucket) and an inbox
-    subscribed to its notification topic."""
-    launcher = deployed(settings_under(tmp_path_factory.mktemp("stack")), [])
-    return launcher, sns_inbox(launcher.values["TopicArn"])
+    """The project deployed once into moto through CloudFormation (stack nlp-batch, bucket
+    nlp-test-bucket), and an inbox subscribed to its notification topic."""
+    settings = settings_under(tmp_path_factory.mktemp("stack"), **network("nlp-batch"))
+    # An existing bucket: the stack uses it as it is, and is created whole from the staged template.
+    # (A new bucket is created by a first, small version of the stack that is then updated: moto's
+    # CloudFormation cannot update a KMS key in place, so that path is checked by test_template.py.)
+    client("s3").create_bucket(Bucket=settings.aws_bucket)
+    deployment = deployed(settings, [])
+    return deployment, sns_inbox(deployment.outputs()["TopicArn"])
 
 
 @dataclass
 class EmrWorker:
-    """Plays the EMR cluster: runs each cluster's steps in order, one at a time.
+    """Plays the EMR clusters: runs each cluster's steps in order, one at a time.
 
-    `outcome(stage, args)` says how a step ends: "COMPLETED", "FAILED", or "BLOCKED" (ingest exits 3:
-    the step completes and the run record says blocked, as run_stage.sh --blocked-ok does). A
-    completed ingest writes its run record to the s3a lake with the project's own runlog.
+    `outcome(stage, args)` says how a step ends: "COMPLETED", "FAILED", "HANG" (it never ends),
+    "BLOCKED" (ingest exits 3) or "ALERT" (report exits 9); the last two complete the step and leave the
+    outcome marker, as run_stage.sh --outcomes does. A completed ingest writes its run record to the
+    s3a lake with the project's own runlog. `start_failure`, when set, is EMR's reason for ending every
+    new cluster while it starts (TERMINATED_WITH_ERRORS).
     """
     lake_settings: object
     outcome: Callable[[str, list[str]], str] = lambda stage, args: "COMPLETED"
+    start_failure: str | None = None
     steps: list[tuple[str, list[str], str]] = field(default_factory=list)   # (cluster id, args, state)
     _stop: threading.Event = field(default_factory=threading.Event)
+    _seen: set = field(default_factory=set)
 
     def _backend(self):
         from moto.emr.models import emr_backends
@@ -148,34 +287,47 @@ class EmrWorker:
 
     def tick(self) -> None:
         for cluster in list(self._backend().clusters.values()):
-            if cluster.state in ("TERMINATING", "TERMINATED"):
+            if cluster.id not in self._seen:
+                self._seen.add(cluster.id)
+                if self.start_failure:
+                    cluster.state = "TERMINATED_WITH_ERRORS"
+                    cluster.last_state_change_reason = self.start_failure
+            if cluster.state in ("TERMINATING", "TERMINATED", "TERMINATED_WITH_ERRORS"):
                 continue
             open_steps = [s for s in cluster.steps if s.state in ("PENDING", "RUNNING")]
             if not open_steps:
                 continue
             step = open_steps[0]
+            if step.id in self._seen:
+                continue   # a hanging step, already decided
+            self._seen.add(step.id)
             args = list(step.args)
-            stage = next(a for a in args[1:] if not a.startswith("--"))
+            stage = next(a for a in args[1:] if not a.startswith(("--", "s3://")))
             date = args[args.index("--date") + 1] if "--date" in args else ""
             result = self.outcome(stage, args)
             if stage == "ingest" and result in ("COMPLETED", "BLOCKED"):
                 self.write_ingest_record(date, blocked=result == "BLOCKED")
-            step.state = "FAILED" if result == "FAILED" else "COMPLETED"
+            if result in ("BLOCKED", "ALERT"):
+                marker = args[args.index("--outcomes") + 1] + f"{stage}-exit-{3 if result == 'BLOCKED' else 9}"
+                bucket, key = marker[len("s3://"):].split("/", 1)
+                client("s3").put_object(Bucket=bucket, Key=key, Body=b"")
+            step.state = {"FAILED": "FAILED", "HANG": "RUNNING"}.get(result, "COMPLETED")
+            now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)   # as moto keeps them
+            step.start_date_time = now
+            step.end_date_time = None if result == "HANG" else now + datetime.timedelta(seconds=90)
             self.steps.append((cluster.id, args, step.state))
-            if step.state == "FAILED" and step.action_on_failure == "CANCEL_AND_WAIT":
-                for later in open_steps[1:]:
-                    later.state = "CANCELLED"
 
     def write_ingest_record(self, date: str, blocked: bool) -> None:
         from spark_jobs.runlog import RunRecord, write
 
-        message = (f"ingest {date}: batch blocked by critical expectations: text is null in 40% of rows"
-                   if blocked else "")
         write(self.lake_settings, RunRecord(stage="ingest", ingest_date=date,
-                                             status="blocked" if blocked else "succeeded", message=message))
+                                             status="blocked" if blocked else "succeeded"))
 
     def stage_args(self) -> list[list[str]]:
         return [args for _, args, _ in self.steps]
+
+    def stages(self) -> list[str]:
+        return [next(a for a in args[1:] if not a.startswith(("--", "s3://"))) for args in self.stage_args()]
 
     def clusters(self) -> list[str]:
         """The clusters this test's steps ran on, in order of first use."""
@@ -249,12 +401,9 @@ def deliver(rule: str, source: str, detail_type: str, detail: dict, pattern: str
 
 
 def deployed(settings, lines: list[str]):
-    """The launcher's deployment in moto, ready to run. moto applies a bucket policy without evaluating
-    its conditions, so DenyNonTLS would refuse every object request, TLS or not: it is dropped here
-    (test_policies.py covers the policy itself)."""
-    from spark_jobs.emr_launcher import Launcher
+    """The launcher's deployment into moto, ready to run."""
+    from nlp_emr.launcher import Deployment
 
-    launcher = Launcher(settings, out=lines.append)
-    launcher.deploy()
-    client("s3").delete_bucket_policy(Bucket=settings.aws_bucket)
-    return launcher
+    deployment = Deployment(settings, out=lines.append)
+    assert deployment.deploy() == 0, "\n".join(lines)
+    return deployment

@@ -90,13 +90,11 @@ def test_sentence_embedder_names_a_missing_model_file(tmp_path):
 
 
 def test_cost_per_million_texts_from_the_pricing_file():
-    from spark_jobs.emr_launcher import estimate_cost
-
     pricing = json.loads((PROJECT_ROOT / "emr" / "pricing.json").read_text())
     profiles = json.loads((PROJECT_ROOT / "emr" / "profiles.json").read_text())
     per_hour = M.cluster_dollars_per_hour(pricing, profiles["gpu"]["InstanceGroups"])
-    per_run, _ = estimate_cost("gpu")  # the launcher's own sum, over the same files
-    assert per_hour == pytest.approx(per_run / pricing["estimated_run_hours"]["gpu"])
+    primary, core = pricing["instances"]["m5.xlarge"], pricing["instances"]["g5.2xlarge"]   # 1 primary, 2 GPU cores
+    assert per_hour == pytest.approx(primary["ec2"] + primary["emr"] + 2 * (core["ec2"] + core["emr"]))
     assert M.dollars_per_million(3.6, 1000) == pytest.approx(1.0)  # 1,000 s at $3.60/h
     with pytest.raises(ValueError, match="no price for instance type p9.huge"):
         M.cluster_dollars_per_hour(pricing, [{"InstanceType": "p9.huge", "InstanceCount": 1}])
