@@ -1,15 +1,29 @@
 # Batch NLP analytics on Spark. `make run` and `make test` are all a fresh machine needs
 # (Java 17, Python 3.11 and Maven installed). Settings: any NLP_* environment variable
-# (see spark_jobs/settings.py), or the shortcuts DATE, FILE, SOURCE below.
+# (see spark_jobs/settings.py), or the shortcuts below. `make help` lists the targets.
+#
+# Values given on the command line (FILE, DATE, ...) never reach a shell or make as code: each is
+# made a simply-expanded variable of its raw text (make would otherwise run a `$(shell ...)` in it
+# when it exports it), exported, and read by the recipes as a quoted shell variable ("$$FILE").
+# Schedulers that need the real exit code (README "Exit codes") call `.venv/bin/nlp-batch`: make
+# reports every failure as 2.
 
 PYTHON  ?= python3
 VENV    := .venv
 PY      := $(VENV)/bin/python
 JARS    := .cache/jars
-TARGET  ?= local
-DATE    ?=
-FILE    ?=
-SOURCE  ?= reviews
+
+override TARGET  := $(or $(value TARGET),local)
+override DATE    := $(value DATE)
+override FILE    := $(value FILE)
+override SOURCE  := $(or $(value SOURCE),reviews)
+override VERSION := $(value VERSION)
+override RESCORE := $(value RESCORE)
+override FORCE   := $(value FORCE)
+override DRY_RUN := $(value DRY_RUN)
+override RERUN   := $(value RERUN)
+override TRAIN   := $(value TRAIN)
+export FILE SOURCE VERSION
 
 export NLP_TARGET := $(TARGET)
 ifneq ($(DATE),)
@@ -19,16 +33,14 @@ endif
 JOB := $(PY) -m spark_jobs
 EMR := PYTHONPATH=emr $(PY) -m nlp_emr
 EMR_CACHE := .cache/emr
-# run TARGET=emr: DRY_RUN=1 prints the plan, RERUN=1 runs a finished date again, TRAIN=1 trains first
 YES = $(filter 1 true yes,$(1))
 
-.PHONY: setup run land replay ingest train infer promote dbt report test test-fast bench clean clean-lake help \
-        synth deploy destroy preflight emr-artifacts emr-locks
+.PHONY: setup run land unland replay ingest train infer promote dbt report test test-fast bench clean clean-lake \
+        help synth deploy destroy preflight emr-artifacts emr-locks
 
+## help: this list (the `## ` comments of the Makefile)
 help:
-	@echo "make setup | run [DATE=] [TARGET=emr [DRY_RUN=1] [RERUN=1]] | land FILE= DATE= [SOURCE=] | replay"
-	@echo "make ingest|train|infer|report DATE=YYYY-MM-DD | dbt | test | bench | clean-lake"
-	@echo "make synth | deploy | destroy | preflight TARGET=emr   (AWS: emr/README.md)"
+	@sed -n 's/^## //p' $(firstword $(MAKEFILE_LIST))
 
 # checkov, the tests' security scan of the stack, in a virtualenv of its own (its pins clash with the project's)
 CHECKOV := .cache/checkov/bin/checkov
@@ -59,7 +71,8 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --silent --no-audit --no-fund
 	@touch $@
 
-## run: land the corpus if the lake is empty, then ingest -> train -> infer -> dbt -> report
+## run [DATE=D]: land the corpus if the lake is empty, then ingest -> train (no champion yet) -> infer -> dbt -> report
+## run TARGET=emr [DATE=D] [DRY_RUN=1] [RERUN=1] [TRAIN=1]: the same on EMR (DRY_RUN=1 prints the plan)
 run: setup
 ifeq ($(TARGET),emr)
 	$(EMR) run $(if $(call YES,$(DRY_RUN)),--dry-run) $(if $(call YES,$(RERUN)),--rerun) $(if $(call YES,$(TRAIN)),--train)
@@ -67,37 +80,50 @@ else
 	$(JOB) run
 endif
 
+## land FILE=path DATE=D [SOURCE=reviews]: copy a file into the raw zone, byte for byte
 land: setup
-	$(JOB) land --file "$(FILE)" --source "$(SOURCE)"
+	$(JOB) land --file "$$FILE" --source "$$SOURCE"
 
+## unland FILE=name DATE=D: take a landed file back out of the raw zone (a copy stays in lake/unlanded/)
+unland: setup
+	$(JOB) unland --file "$$FILE"
+
+## replay: land the review corpus as daily batches (dates already landed are skipped)
 replay: setup
 	$(JOB) replay
 
+## ingest DATE=D: validate, curate and quarantine one landed date
+## train: train every pipeline of NLP_TRAIN_PIPELINES through the promotion gate
+## report DATE=D: the monitoring report of a scored date
 ingest train report: setup
 	$(JOB) $@
 
-## infer DATE=... [RESCORE=1]: champion (+ challenger in shadow) scores a date
+## infer DATE=D [RESCORE=1]: the champion (and the challenger, in shadow) scores a date
 infer: setup
 	$(JOB) infer $(if $(RESCORE),--rescore)
 
-## promote [VERSION=N] [FORCE=1]: promotion gate for a registered version (default: the challenger)
+## promote [VERSION=N] [FORCE=1]: the promotion gate for a registered version (default: the challenger);
+##   FORCE=1 makes it champion without the gate (a rollback)
 promote: setup
-	$(JOB) promote $(if $(VERSION),--model-version $(VERSION)) $(if $(FORCE),--force)
+	$(JOB) promote $(if $(VERSION),--model-version "$$VERSION") $(if $(FORCE),--force)
 
+## dbt: build and test the warehouse
 dbt: setup
 	$(JOB) dbt
 
-## AWS (emr/README.md): synth writes emr/build/stack.json; deploy creates or updates the stack and uploads
-## the artifacts; preflight TARGET=emr checks what a run needs; destroy deletes the stack (keeps the data)
+## synth: write the CloudFormation stack that deploy sends, emr/build/stack.json (AWS: emr/README.md)
 synth: setup
 	$(EMR) synth
 
+## deploy [DRY_RUN=1]: create or update the AWS stack and upload the run's artifacts
 deploy: setup emr-artifacts
 	$(EMR) deploy $(if $(call YES,$(DRY_RUN)),--dry-run)
 
+## destroy [DRY_RUN=1]: delete the AWS stack (the bucket and the key, your data, are kept)
 destroy: setup
 	$(EMR) destroy $(if $(call YES,$(DRY_RUN)),--dry-run)
 
+## preflight TARGET=emr: check what a run on AWS needs, one line each with what to do
 preflight: setup
 ifeq ($(TARGET),emr)
 	$(EMR) preflight
@@ -106,7 +132,7 @@ else
 endif
 
 ## emr-artifacts: what cluster nodes install, prepared here so they need no internet: the wheels of
-## emr/requirements-*.lock (hashes checked) and the jar trees of jars/pom.xml (checksums checked)
+##   emr/requirements-*.lock (hashes checked) and the jar trees of jars/pom.xml (checksums checked)
 emr-artifacts: $(EMR_CACHE)/wheelhouse/.downloaded $(EMR_CACHE)/jars/cpu/.resolved \
                $(if $(filter cpu,$(NLP_EMR_PROFILE)),,$(EMR_CACHE)/jars/gpu/.resolved)
 
@@ -137,6 +163,7 @@ emr-locks:
 test: setup
 	$(PY) -m pytest tests -q
 
+## test-fast: the tests not marked slow
 test-fast: setup
 	$(PY) -m pytest tests -q -m "not slow"
 
@@ -145,8 +172,10 @@ bench: setup
 	$(PY) benchmarks/ingest_benchmark.py
 	$(PY) benchmarks/inference_benchmark.py
 
+## clean-lake: delete the local lake, registry, warehouse and reports
 clean-lake:
 	rm -rf lake mlartifacts mlflow.db warehouse reports dbt/target dbt/logs
 
+## clean: clean-lake, and the virtualenv and caches
 clean: clean-lake
 	rm -rf $(VENV) .cache node_modules emr/build

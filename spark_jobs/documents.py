@@ -3,14 +3,15 @@
 `parse_file` turns one landed file (CSV, JSONL or Parquet, optionally gzip) into canonical records,
 each with the line (or row offset) it came from and, when it could not be read as a record, a
 `parse_error`. Damage is handled, not fatal: a BOM, CRLF, NUL bytes, invalid UTF-8 (replaced; a file
-that is not UTF-8 at all is read as cp1252), a truncated gzip stream or last line, a Parquet file
-that cannot be read at all (one malformed record). `clean` normalises the text fields. The ingest
-job runs both inside Spark (mapInPandas), one file per task.
+that is not UTF-8 at all is read as cp1252), a truncated last line. Bytes that hold no readable
+record (a gzip stream cut before its end, a Parquet file that cannot be read) become one placeholder
+row with `unreadable` set: it is quarantined and the census (census.py) tells how much was lost.
+`clean` normalises the text fields. The ingest job runs both inside Spark (mapInPandas), one file per
+task.
 """
 from __future__ import annotations
 
 import csv
-import gzip
 import html
 import io
 import json
@@ -22,10 +23,10 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 CANONICAL = ("review_id", "text", "title", "rating_raw", "product_id", "department", "class")
-META = ("source_file", "source_line", "parse_error", "missing_columns", "raw_record", "decode_note")
+META = ("source_file", "source_line", "parse_error", "missing_columns", "raw_record", "decode_note", "unreadable")
 PARSED_SCHEMA = ", ".join(f"`{c}` string" for c in CANONICAL) + \
     ", source_file string, source_line long, parse_error string, missing_columns string, " \
-    "raw_record string, decode_note string"
+    "raw_record string, decode_note string, unreadable string"
 csv.field_size_limit(2**31 - 1)  # a review may be long; the cleaner cuts it, the reader must not fail
 RAW_RECORD_MAX = 20_000  # chars of the original record kept in quarantine
 CHUNK = 50_000  # records per pandas frame handed back to Spark
@@ -37,19 +38,27 @@ class Decoded:
     notes: list[str] = field(default_factory=list)
 
 
-def decompress(data: bytes) -> tuple[bytes, list[str]]:
-    """gunzip when the bytes are gzip; a truncated stream yields what was readable."""
+def inflate(data: bytes) -> tuple[bytes, bool]:
+    """gunzips every member of a gzip file; (what could be read, whether the stream ended cleanly).
+    Bytes that are not gzip come back as they are."""
     if data[:2] != b"\x1f\x8b":
-        return data, []
-    try:
-        return gzip.decompress(data), []
-    except (EOFError, OSError, zlib.error):
+        return data, True
+    out, rest = [], data
+    while rest:
         d = zlib.decompressobj(16 + zlib.MAX_WBITS)
         try:
-            out = d.decompress(data)
+            out.append(d.decompress(rest))
         except zlib.error:
-            out = b""
-        return out, ["gzip stream truncated"]
+            return b"".join(out), False
+        if not d.eof:
+            return b"".join(out), False
+        rest = d.unused_data.lstrip(b"\x00")  # members may be padded with NULs
+        if rest and rest[:2] != b"\x1f\x8b":
+            return b"".join(out), False  # trailing bytes that are no gzip member
+    return b"".join(out), True
+
+
+CUT_STREAM = "compressed stream cut before its end: the records that followed are lost"
 
 
 _UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
@@ -112,12 +121,12 @@ def _as_str(v) -> str | None:
 
 
 def _record(values: dict, found: dict, missing: list[str], path: str, line: int, error: str | None,
-            raw: str, notes: str | None) -> dict:
+            raw: str, notes: str | None, unreadable: str | None = None) -> dict:
     rec = {c: None for c in CANONICAL}
     for canonical, src in found.items():
         rec["rating_raw" if canonical == "rating" else canonical] = _as_str(values.get(src))
-    rec.update(source_file=path, source_line=line, parse_error=error,
-               missing_columns=", ".join(missing) or None, raw_record=raw[:RAW_RECORD_MAX], decode_note=notes)
+    rec.update(source_file=path, source_line=line, parse_error=error, missing_columns=", ".join(missing) or None,
+               raw_record=raw[:RAW_RECORD_MAX], decode_note=notes, unreadable=unreadable)
     return rec
 
 
@@ -132,22 +141,27 @@ def parse_file(path: str, data: bytes, spec: dict):
 
 
 def _parse(path: str, data: bytes, spec: dict):
-    data, notes = decompress(data)
+    size = len(data)
+    data, complete = inflate(data)
+    notes = [] if complete else ["gzip stream truncated"]
     fmt = spec["format"]
     if fmt == "parquet":
         yield from _parse_parquet(path, data, spec, notes)
-        return
-    decoded = decode(data)
-    note = "; ".join(notes + decoded.notes) or None
-    parser = _parse_csv if fmt == "csv" else _parse_jsonl
-    batch = []
-    for rec in parser(path, decoded.text, spec, note):
-        batch.append(rec)
-        if len(batch) >= CHUNK:
+    else:
+        decoded = decode(data)
+        note = "; ".join(notes + decoded.notes) or None
+        parser = _parse_csv if fmt == "csv" else _parse_jsonl
+        batch = []
+        for rec in parser(path, decoded.text, spec, note):
+            batch.append(rec)
+            if len(batch) >= CHUNK:
+                yield _frame(batch)
+                batch = []
+        if batch:
             yield _frame(batch)
-            batch = []
-    if batch:
-        yield _frame(batch)
+    if not complete:  # the cut-off rest of the file stands as one unreadable row
+        yield _frame([_record({}, {}, [], path, 0, None, f"<{size:,} compressed bytes; {len(data):,} bytes "
+                              "readable before the cut>", None, unreadable=CUT_STREAM)])
 
 
 def _parse_csv(path: str, text: str, spec: dict, note: str | None):
@@ -184,7 +198,9 @@ def _parse_csv(path: str, text: str, spec: dict, note: str | None):
 
 
 def _parse_jsonl(path: str, text: str, spec: dict, note: str | None):
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Lines end at \n alone: str.splitlines() would also split inside a string at U+2028, U+0085, ...
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         try:
@@ -208,10 +224,10 @@ def _parse_parquet(path: str, data: bytes, spec: dict, notes: list[str]):
     try:
         table = pq.read_table(io.BytesIO(data))
     except (pa.ArrowException, OSError) as exc:
-        # A half-copied or corrupt file has no rows to recover: it stands as one malformed record,
-        # so it is quarantined and counted, and the batch's other files go on.
-        error = f"unreadable_parquet: {str(exc).splitlines()[0][:200]}"
-        yield _frame([_record({}, {}, [], path, 1, error, f"<{len(data):,} bytes not readable as Parquet>", note)])
+        # A half-copied or corrupt file has no rows to recover: it stands as one unreadable row, so
+        # it is quarantined and counted; the census says how many rows it declared, if it can tell.
+        why = f"not readable as Parquet: {str(exc).splitlines()[0][:200]}"
+        yield _frame([_record({}, {}, [], path, 0, None, f"<{len(data):,} bytes>", note, unreadable=why)])
         return
     found, missing = _resolve(table.column_names, spec["columns"])
     offset = 0

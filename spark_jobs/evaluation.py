@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .nlp import LABELS
+from .vocabulary import LABELS
 
 
 def metrics(df: pd.DataFrame) -> dict[str, float]:
@@ -101,7 +101,7 @@ def compare(candidate: pd.DataFrame, champion: pd.DataFrame, texts: pd.Series, s
 
 
 def report_markdown(report: dict, decision: str) -> str:
-    lines = [f"# Promotion report\n", f"**Decision:** {decision}\n",
+    lines = ["# Promotion report\n", f"**Decision:** {decision}\n",
              f"Same frozen test set: {report['rows']} documents; agreement {report['agreement']:.1%}.\n",
              "| metric | candidate | champion | difference |", "|---|---|---|---|"]
     for k, d in report["difference"].items():

@@ -15,21 +15,24 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from . import ingest, registry, train
+from . import registry, splits
 from .lake import Lake, partition_exists, write_partition
 from .nlp import predictions_from
 from .runlog import RunRecord, StageStopped, progress, stage_run
 from .settings import Settings
 from .spark import scoring_partitions
-from .vocabulary import RunStatus
+from .vocabulary import ExitCode, RunStatus
 
 
 def seen_in_training(scope: registry.TrainingScope | None, date: str) -> Column:
     """True for the documents of `date` that the model was fitted on (its train split of its
-    training dates), so that quality against labels is measured on the others only."""
-    if scope is None or date not in scope.dates:
+    training dates), so that quality against labels is measured on the others only; null when the
+    version's training scope is unknown (no lineage tags): then no document may judge it."""
+    if scope is None:
+        return F.lit(None).cast("boolean")
+    if date not in scope.dates:
         return F.lit(False)
-    return train.in_train_split(F.col("review_id"), scope.test_fraction, scope.validation_fraction)
+    return splits.in_train_split(F.col("review_id"), scope.test_fraction, scope.validation_fraction)
 
 
 def score(model, curated: DataFrame, ref: registry.ModelRef, run_id: str, max_pieces: int,
@@ -45,7 +48,7 @@ def run(spark: SparkSession, settings: Settings, date: str, rescore: bool = Fals
         with stage_run(settings, "infer", date):
             raise StageStopped(
                 f"infer {date}: no '{registry.CHAMPION}' alias on model {settings.model_name} in "
-                f"{settings.mlflow_uri} (run `make train` first)", exit_code=registry.EXIT_NO_CHAMPION, status=RunStatus.FAILED)
+                f"{settings.mlflow_uri} (run `make train` first)", exit_code=ExitCode.NO_CHAMPION, status=RunStatus.FAILED)
     records = [_score(spark, settings, date, champion, "predictions", "infer", rescore)]
     challenger = registry.model_by_alias(settings, registry.CHALLENGER)
     if challenger and challenger.version != champion.version:
@@ -59,9 +62,10 @@ def _score(spark, settings: Settings, date: str, ref: registry.ModelRef, zone: s
     with stage_run(settings, stage, date) as rec:
         rec.model_name, rec.model_version = ref.name, ref.version
         source = lake.partition("curated", date)
-        if not ingest.is_complete(lake, date):
-            raise StageStopped(f"{stage} {date}: not ingested completely ({ingest.completion_marker(lake, date)} is "
-                               f"missing); run `make ingest DATE={date}` first", exit_code=2, status=RunStatus.FAILED)
+        if not lake.is_ingested(date):
+            raise StageStopped(f"{stage} {date}: not ingested completely ({lake.completion_marker(date)} is "
+                               f"missing); run `make ingest DATE={date}` first",
+                               exit_code=ExitCode.BAD_SETTING, status=RunStatus.FAILED)
         target = lake.partition(zone, date, model_version=ref.version)
         if partition_exists(spark, target) and not rescore:
             rec.status = RunStatus.SKIPPED
@@ -71,7 +75,7 @@ def _score(spark, settings: Settings, date: str, ref: registry.ModelRef, zone: s
             model = registry.load_pipeline(settings, ref)
         except Exception as exc:
             raise StageStopped(f"{stage} {date}: model {ref.uri} cannot be loaded: {exc}".splitlines()[0],
-                               exit_code=registry.EXIT_NO_CHAMPION, status=RunStatus.FAILED) from exc
+                               exit_code=ExitCode.NO_CHAMPION, status=RunStatus.FAILED) from exc
         curated = spark.read.parquet(source).repartition(scoring_partitions(spark, settings), "review_id")
         rec.rows_in = curated.count()
         progress(stage, date, f"scoring {rec.rows_in:,} rows with {ref.name} v{ref.version}")

@@ -1,46 +1,38 @@
 """Ingest job: one raw partition -> curated, quarantine, duplicates and labels partitions.
 
     raw files --parse+clean (documents.py, one file per task)--> canonical records
-      --GX gate (quality.py)--> blocked? stop with exit code 3, nothing written but the validation
+              --census (census.py: counted by other readers)--> the two counts must agree, per file
+      --GX gate (quality.py) and the lost-records rule--> blocked? stop with exit code 3, nothing
+        written but the validation
       --row checks--> quarantine (reasons, source file and line, original record)
       --duplicates (same id / same text, in this batch or an earlier one)--> duplicates (listed)
       --> curated, labels
 
 `split` and `labels` are pure DataFrame transforms; `run` is the edge that reads, writes, locks,
-and checks that landed = curated + quarantined + duplicates.
+and checks that landed = curated + quarantined + duplicates + lost.
 """
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from . import documents, quality, storage
+from . import census, data_docs, documents, quality, storage
 from .lake import Lake, LockedError, lock, write_partition
 from .landing import load_sources
 from .nlp import label_of_rating
 from .runlog import RunRecord, StageStopped, stage_run
 from .settings import Settings
-from .vocabulary import RunStatus
+from .vocabulary import ExitCode, RunStatus
 
 CURATED = ["review_id", "text", "title", "rating", "product_id", "department", "class", "source",
            "source_file", "source_line", "text_hash", "text_truncated"]
 QUARANTINE = ["review_id", "text", "title", "rating_raw", "product_id", "department", "class", "source",
-              "source_file", "source_line", "raw_record", "reasons"]
+              "source_file", "source_line", "raw_record", "reasons", "detail"]
 DUPLICATES = ["review_id", "duplicate_of", "duplicate_reason", "first_seen_on", "source_file", "source_line"]
-
-# Written last, after the four partitions and the reconciliation: a date is ingested only when its
-# marker exists. Removed before the first write, so a run killed between two partition swaps
-# leaves the date pending (the next `make run` ingests it again) instead of half-done.
-COMPLETE_MARKER = "ingest_complete.json"
-
-EXIT_NO_INPUT = 2
-EXIT_BLOCKED = 3
-EXIT_LOCKED = 8
 
 CLEANED_SCHEMA = documents.PARSED_SCHEMA + ", text_truncated boolean, text_hash string"
 
@@ -59,6 +51,14 @@ def parse_source(spark: SparkSession, folder: str, spec: dict, max_text_chars: i
     return files.mapInPandas(parse, CLEANED_SCHEMA)
 
 
+def census_of_source(spark: SparkSession, folder: str, spec: dict) -> list[dict]:
+    """One census row per file under folder (census.py), computed in the executors."""
+    files = (spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(folder)
+             .select("path", "content"))
+    return [r.asDict() for r in files.mapInPandas(
+        lambda batches: (census.census_frame(pdf, spec) for pdf in batches), census.CENSUS_SCHEMA).collect()]
+
+
 def with_derived(df: DataFrame) -> DataFrame:
     """The columns the gate checks besides the parsed ones: `rating` as an integer where rating_raw
     is a whole number (else null), and `longest_field` (quality.BOUNDED_FIELDS)."""
@@ -75,7 +75,8 @@ def split(batch: DataFrame, earlier: DataFrame | None = None) -> tuple[DataFrame
     text_hash, ingest_date), or appeared before it in this batch (by file and line); the first one
     is kept. Every duplicate names the review it duplicates.
     """
-    checked = quality.with_reasons(batch)
+    checked = quality.with_reasons(batch).withColumn("detail", F.coalesce(
+        "unreadable", "parse_error", F.concat(F.lit("source columns missing: "), "missing_columns")))
     quarantine = checked.where(F.size("reasons") > 0).select(*QUARANTINE)
     passed = checked.where(F.size("reasons") == 0)
     order = ["source_file", "source_line"]
@@ -116,26 +117,30 @@ def labels(curated: DataFrame) -> DataFrame:
         "review_id", "rating", label_of_rating(F.col("rating")).alias("label"))
 
 
-def read_batch(spark: SparkSession, settings: Settings, date: str) -> DataFrame:
+def read_batch(spark: SparkSession, settings: Settings, date: str) -> tuple[DataFrame, list[dict]]:
+    """The landed files of a date parsed into one batch, and their census."""
     lake = Lake(settings)
     raw = lake.partition("raw", date)
     source_dirs = [d for d in storage.list_dirs(raw) if d.startswith("source=")]
     if not source_dirs:
         raise StageStopped(f"ingest {date}: no landed files under {raw} (land some with `make land`)",
-                           exit_code=EXIT_NO_INPUT, status=RunStatus.FAILED)
+                           exit_code=ExitCode.BAD_SETTING, status=RunStatus.FAILED)
     sources = load_sources(settings)
-    frames = []
+    frames, counted = [], []
     for d in source_dirs:
         name = d.split("=", 1)[1]
         if name not in sources:
             raise StageStopped(f"ingest {date}: {raw}/{d} has no mapping in {settings.path('sources_file')}",
-                               exit_code=EXIT_NO_INPUT, status=RunStatus.FAILED)
-        frames.append(parse_source(spark, storage.join(raw, d), sources[name], settings.max_text_chars)
-                      .withColumn("source", F.lit(name)))
+                               exit_code=ExitCode.BAD_SETTING, status=RunStatus.FAILED)
+        spec = sources[name]
+        frames.append(parse_source(spark, storage.join(raw, d), spec, settings.max_text_chars)
+                      .withColumn("source", F.lit(name))
+                      .withColumn("title_mapped", F.lit(bool((spec.get("columns") or {}).get("title")))))
+        counted += census_of_source(spark, storage.join(raw, d), spec)
     batch = frames[0]
     for f in frames[1:]:
         batch = batch.unionByName(f)
-    return with_derived(batch)
+    return with_derived(batch), counted
 
 
 def earlier_batches(spark: SparkSession, lake: Lake, date: str) -> DataFrame | None:
@@ -147,38 +152,28 @@ def earlier_batches(spark: SparkSession, lake: Lake, date: str) -> DataFrame | N
             .select("review_id", "text_hash", F.col("ingest_date").cast("string")))
 
 
-def completion_marker(lake: Lake, date: str) -> str:
-    return storage.join(lake.partition("quality", date), COMPLETE_MARKER)
-
-
-def is_complete(lake: Lake, date: str) -> bool:
-    """True when an ingest of the date wrote every partition and its counts reconciled."""
-    return storage.exists(completion_marker(lake, date))
-
-
-def ingested_dates(lake: Lake) -> list[str]:
-    """Dates whose ingest completed, sorted: what training and promotion may read."""
-    return [d for d in lake.dates("labels") if is_complete(lake, d)]
-
-
-def _gate(settings: Settings, lake: Lake, date: str, batch: DataFrame, rec: RunRecord) -> None:
+def _gate(settings: Settings, lake: Lake, date: str, batch: DataFrame, acc: census.Accounting,
+          rec: RunRecord) -> None:
+    """The quality gate: Great Expectations' critical expectations, and the lost-records rule."""
     quality_dir = lake.partition("quality", date)
-    with tempfile.TemporaryDirectory() as docs:
-        gate = quality.validate(batch, os.path.join(settings.path("expectations_dir"), "documents.json"),
-                                settings.critical_max_failing_share, docs_dir=docs)
-        storage.put_text(storage.join(quality_dir, "validation.json"), json.dumps(gate.result_json, indent=1, default=str))
-        for root, _, files in os.walk(docs):
-            for name in files:
-                local = os.path.join(root, name)
-                storage.copy_file(local, storage.join(quality_dir, "data_docs", os.path.relpath(local, docs)))
+    gate = quality.validate(batch, os.path.join(settings.path("expectations_dir"), "documents.json"),
+                            settings.critical_max_failing_share)
+    lost = None
+    if acc.damaged and acc.lost_share() > settings.max_lost_share:
+        losses = ", ".join(f"{d['file']} ({d['why']})" for d in acc.damaged)
+        share = "an unknown number" if acc.lost_unknown else f"{acc.lost:,} ({acc.lost_share():.1%})"
+        lost = (f"{share} of the landed records are lost, above max_lost_share={settings.max_lost_share:g}: {losses}; "
+                "land the files again complete, or raise NLP_MAX_LOST_SHARE to accept the loss")
+    storage.put_text(storage.join(quality_dir, "validation.json"), json.dumps(gate.result_json, indent=1, default=str))
     docs_index = storage.join(quality_dir, "data_docs", "index.html")
+    storage.put_text(docs_index, data_docs.render(gate, f"Ingest gate of {date}", gate.notes, lost=lost))
     rec.outputs.update({"validation": storage.join(quality_dir, "validation.json"), "data_docs": docs_index})
     if gate.warnings:
         rec.outputs["warnings"] = [w.describe() for w in gate.warnings]
-    if gate.blocked:
-        failed = "; ".join(o.describe() for o in gate.blocking_failures)
-        raise StageStopped(f"ingest {date}: batch blocked by critical expectations: {failed}. "
-                           f"Data Docs: {docs_index}", exit_code=EXIT_BLOCKED)
+    if gate.blocked or lost:
+        failed = "; ".join([o.describe() for o in gate.blocking_failures] + ([lost] if lost else []))
+        raise StageStopped(f"ingest {date}: batch blocked: {failed}. Data Docs: {docs_index}",
+                           exit_code=ExitCode.BLOCKED)
 
 
 def run(spark: SparkSession, settings: Settings, date: str) -> RunRecord:
@@ -188,26 +183,42 @@ def run(spark: SparkSession, settings: Settings, date: str) -> RunRecord:
             with lock(settings, f"ingest-{date}"):
                 _ingest(spark, settings, lake, date, rec)
         except LockedError as exc:
-            raise StageStopped(f"ingest {date}: refused, {exc}", exit_code=EXIT_LOCKED, status=RunStatus.FAILED) from None
+            raise StageStopped(f"ingest {date}: refused, {exc}", exit_code=ExitCode.LOCKED, status=RunStatus.FAILED) from None
     return rec
+
+
+def parsed_per_file(batch: DataFrame) -> dict[str, tuple[int, int]]:
+    """file -> (records the parser produced, its unreadable rows)."""
+    rows = batch.groupBy("source_file").agg(
+        F.count(F.when(F.col("unreadable").isNull(), 1)).alias("records"),
+        F.count("unreadable").alias("unreadable")).collect()
+    return {r.source_file: (r.records, r.unreadable) for r in rows}
 
 
 def _ingest(spark: SparkSession, settings: Settings, lake: Lake, date: str, rec: RunRecord) -> None:
     timings = rec.outputs.setdefault("seconds", {})
     clock = time.monotonic()
-    batch = read_batch(spark, settings, date).cache()
-    rec.rows_in = batch.count()
+    batch, counted = read_batch(spark, settings, date)
+    batch = batch.cache()
+    acc = census.reconcile(counted, parsed_per_file(batch))
+    rec.rows_in, rec.rows_lost = acc.found + acc.lost, (None if acc.lost_unknown else acc.lost)
     notes = [r.decode_note for r in batch.select("source_file", "decode_note").where("decode_note is not null").distinct().collect()]
     if notes:
         rec.outputs["read_notes"] = sorted(set(notes))
+    if acc.damaged:
+        rec.outputs["damaged_files"] = acc.damaged
     timings["read"], clock = round(time.monotonic() - clock, 2), time.monotonic()
+    if acc.disagreements:
+        raise StageStopped(f"ingest {date}: the landed files' record counts disagree, so nothing is curated: "
+                           + "; ".join(acc.disagreements) + " (the file is read differently by two standard "
+                           "readers: fix its quoting or line ends and land it again)", exit_code=ExitCode.BLOCKED)
     try:
-        _gate(settings, lake, date, batch, rec)
+        _gate(settings, lake, date, batch, acc, rec)
     finally:
         timings["validate"], clock = round(time.monotonic() - clock, 2), time.monotonic()
 
     curated, quarantine, duplicates = split(batch, earlier_batches(spark, lake, date))
-    storage.delete(completion_marker(lake, date))
+    storage.delete(lake.completion_marker(date))
     targets = {z: lake.partition(z, date) for z in ("curated", "quarantine", "duplicates", "labels")}
     write_partition(spark, curated, targets["curated"])
     curated = spark.read.parquet(targets["curated"])
@@ -224,11 +235,15 @@ def _ingest(spark: SparkSession, settings: Settings, lake: Lake, date: str, rec:
         rec.outputs["texts_truncated"] = truncated
     rec.outputs.update(targets)
     timings["split_write"] = round(time.monotonic() - clock, 2)
-    if rec.rows_in != rec.rows_out + rec.rows_rejected + rec.rows_duplicate:
-        raise RuntimeError(
+    if rec.rows_in != rec.rows_out + rec.rows_rejected + rec.rows_duplicate + acc.lost:
+        raise StageStopped(
             f"ingest {date}: counts do not reconcile: landed {rec.rows_in} != curated {rec.rows_out} "
-            f"+ quarantined {rec.rows_rejected} + duplicates {rec.rows_duplicate}")
-    storage.put_text(completion_marker(lake, date), json.dumps(
-        {"run_id": rec.run_id, "rows_in": rec.rows_in, "curated": rec.rows_out,
-         "quarantined": rec.rows_rejected, "duplicates": rec.rows_duplicate}, sort_keys=True) + "\n")
+            f"+ quarantined {rec.rows_rejected} + duplicates {rec.rows_duplicate} + lost {acc.lost}; the date "
+            "stays pending (no completion marker)", exit_code=ExitCode.UNEXPECTED, status=RunStatus.FAILED)
+    # Written last, after the four partitions and the reconciliation: a date is ingested only when its
+    # marker exists. Removed before the first write, so a run killed between two partition swaps
+    # leaves the date pending (the next `make run` ingests it again) instead of half-done.
+    storage.put_text(lake.completion_marker(date), json.dumps(
+        {"run_id": rec.run_id, "rows_in": rec.rows_in, "curated": rec.rows_out, "quarantined": rec.rows_rejected,
+         "duplicates": rec.rows_duplicate, "lost": rec.rows_lost}, sort_keys=True) + "\n")
 

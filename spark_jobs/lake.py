@@ -9,6 +9,7 @@
     <lake_root>/runs/stage=X/ingest_date=D/<run_id>.json
     <lake_root>/quality/ingest_date=D/validation.json, data_docs/index.html
     <lake_root>/locks/<name>.lock                       held while a stage writes a date
+    <lake_root>/unlanded/ingest_date=D/source=S/<time>-<file>   files taken back out of raw (`make unland`)
 
 Folders whose names start with `_` or `.` are ignored by Spark and by the dbt sources'
 `ingest_date=*` globs, so staging copies are invisible until they are swapped in. For the same
@@ -29,8 +30,9 @@ from .settings import Settings
 from . import storage
 
 ZONES = ("raw", "curated", "quarantine", "duplicates", "labels", "predictions", "predictions_shadow",
-         "runs", "quality", "locks")
+         "runs", "quality", "locks", "unlanded")
 LEGACY_ZONES = {"runs": "_runs", "quality": "_quality", "locks": "_locks"}  # zone -> its name before
+COMPLETE_MARKER = "ingest_complete.json"
 
 
 class Lake:
@@ -50,6 +52,18 @@ class Lake:
         return sorted(
             d.split("=", 1)[1] for d in storage.list_dirs(self.zone(zone)) if d.startswith("ingest_date=")
         )
+
+    def completion_marker(self, date: str) -> str:
+        """Written last by an ingest, after its four partitions and its counts reconciled."""
+        return storage.join(self.partition("quality", date), COMPLETE_MARKER)
+
+    def is_ingested(self, date: str) -> bool:
+        """True when an ingest of the date wrote every partition and its counts reconciled."""
+        return storage.exists(self.completion_marker(date))
+
+    def ingested_dates(self) -> list[str]:
+        """Dates whose ingest completed, sorted: what training and promotion may read."""
+        return [d for d in self.dates("labels") if self.is_ingested(d)]
 
     def migrate_legacy_zones(self) -> list[str]:
         """Moves what a lake written by an older version kept under `_runs`, `_quality` and `_locks`

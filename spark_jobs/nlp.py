@@ -26,9 +26,7 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 from .settings import PROJECT_ROOT, Settings, SettingsError
-from .vocabulary import LABELS
-
-PIPELINES = ("tfidf_logreg", "minilm_logreg")
+from .vocabulary import LABELS, PIPELINES
 
 # The one place the model input is composed, as a Spark ML stage so serving uses the same rule.
 MODEL_TEXT_SQL = ("SELECT *, concat_ws('. ', nullif(trim(title), ''), text) AS model_text FROM __THIS__")

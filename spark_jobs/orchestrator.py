@@ -18,7 +18,7 @@ from .lake import Lake
 from .runlog import RunRecord, StageStopped
 from .settings import Settings
 from .spark import get_spark
-from .vocabulary import RunStatus
+from .vocabulary import ExitCode, RunStatus
 
 
 def pending_dates(settings: Settings) -> list[str]:
@@ -37,12 +37,12 @@ def run_pipeline(settings: Settings, log=print) -> list[RunRecord]:
     dates = pending_dates(settings)
     if not dates:
         raise StageStopped(f"nothing to do: no landed batch for {settings.date or 'any date'} under {lake.zone('raw')}",
-                           exit_code=2, status=RunStatus.FAILED)
+                           exit_code=ExitCode.BAD_SETTING, status=RunStatus.FAILED)
 
     spark = get_spark(settings)
     scored: list[str] = []
     for date in dates:
-        if settings.date or not ingest.is_complete(lake, date):
+        if settings.date or not lake.is_ingested(date):
             records.append(ingest.run(spark, settings, date))
     if registry.champion(settings) is None:  # first run: learn from every batch at hand
         records += train.run(spark, settings, dates[-1])
@@ -60,14 +60,14 @@ def run_pipeline(settings: Settings, log=print) -> list[RunRecord]:
             try:
                 records.append(report.run(settings, date))
             except StageStopped as stop:
-                if stop.exit_code != report.EXIT_CRITICAL_ALERT:
+                if stop.exit_code != ExitCode.CRITICAL_ALERT:
                     raise
                 alerted.append(str(stop))  # published with its alerts; the other dates still get theirs
 
     summarise(spark, settings, records, time.monotonic() - started, log)
     if alerted:
         raise StageStopped(f"{len(alerted)} report(s) raised critical alerts: " + " | ".join(alerted),
-                           exit_code=report.EXIT_CRITICAL_ALERT, status=RunStatus.ALERTED)
+                           exit_code=ExitCode.CRITICAL_ALERT, status=RunStatus.ALERTED)
     return records
 
 

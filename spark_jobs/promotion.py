@@ -11,9 +11,11 @@ from __future__ import annotations
 from pyspark.sql import SparkSession
 
 from . import evaluation, registry
+from .lake import Lake
 from .runlog import RunRecord, StageStopped, stage_run
 from .settings import Settings
-from .vocabulary import RunStatus
+from .splits import Splits, scored_frame
+from .vocabulary import ExitCode, RunStatus
 
 PREVIOUS = "previous_champion"
 
@@ -24,8 +26,6 @@ def passes(candidate_f1: float, champion_f1: float, margin: float) -> bool:
 
 def gate(spark: SparkSession, settings: Settings, candidate: registry.ModelRef, candidate_test, splits) -> str:
     """Decides and sets the aliases; returns the decision in words."""
-    from .train import scored_frame
-
     champion = registry.champion(settings)
     if champion is None:
         registry.set_alias(settings, registry.CHAMPION, candidate.version)
@@ -59,17 +59,16 @@ def gate(spark: SparkSession, settings: Settings, candidate: registry.ModelRef, 
 def run(spark: SparkSession, settings: Settings, force: bool = False) -> RunRecord:
     """`make promote [VERSION=N] [FORCE=1]`: the gate for an already registered version (default:
     the challenger), on today's frozen test set; with force, the version becomes champion as is."""
-    from . import ingest, train
-    from .lake import Lake
-
     version = settings.model_version or getattr(registry.model_by_alias(settings, registry.CHALLENGER), "version", "")
-    dates = ingest.ingested_dates(Lake(settings))
+    dates = Lake(settings).ingested_dates()
     with stage_run(settings, "promote", dates[-1] if dates else "none") as rec:
         if not version:
-            raise StageStopped("promote: no VERSION given and no challenger set", exit_code=2, status=RunStatus.FAILED)
+            raise StageStopped("promote: no VERSION given and no challenger set", exit_code=ExitCode.BAD_SETTING,
+                               status=RunStatus.FAILED)
         candidate = registry.version(settings, version)
         if candidate is None:
-            raise StageStopped(f"promote: model {settings.model_name} has no version {version}", exit_code=2,
+            raise StageStopped(f"promote: model {settings.model_name} has no version {version}",
+                               exit_code=ExitCode.BAD_SETTING,
                                status=RunStatus.FAILED)
         rec.model_name, rec.model_version = candidate.name, candidate.version
         current = registry.champion(settings)
@@ -79,9 +78,9 @@ def run(spark: SparkSession, settings: Settings, force: bool = False) -> RunReco
             registry.set_alias(settings, registry.CHAMPION, candidate.version)
             rec.message = f"v{candidate.version}: forced to champion (was v{current.version if current else 'none'})"
             return rec
-        splits = train.Splits(spark, settings, dates)
+        splits = Splits(spark, settings, dates)
         try:
-            test = train.scored_frame(registry.load_pipeline(settings, candidate), splits.test,
+            test = scored_frame(registry.load_pipeline(settings, candidate), splits.test,
                                       settings.max_sentence_length)
             rec.message = f"v{candidate.version}: {gate(spark, settings, candidate, test, splits)}"
         finally:

@@ -21,9 +21,12 @@ INTEGER_PATTERN = r"^\s*-?[0-9]+(\.0+)?\s*$"  # 4 and 4.0 are whole numbers; 4.5
 # Ids and names a warehouse column must hold; `longest_field` is the longest of them in a row.
 BOUNDED_FIELDS = ("review_id", "product_id", "department", "class")
 
-# reason -> predicate that is TRUE for a row that fails (built lazily: Columns need a session).
+# reason -> predicate that is TRUE for a row that fails (built lazily: Columns need a session). Every
+# reason but `unreadable` has its expectation in the suite; `unreadable` rows are no records (bytes
+# that held none) and are judged by the lost-records rule (census.py), not by the suite.
 ROW_CHECKS: dict[str, Callable[[], Column]] = {
     "source_columns_missing": lambda: F.col("missing_columns").isNotNull(),
+    "unreadable": lambda: F.col("unreadable").isNotNull(),
     "malformed_record": lambda: F.col("parse_error").isNotNull(),
     "review_id_missing": lambda: F.col("review_id").isNull(),
     "text_empty": lambda: F.col("text").isNull(),
@@ -39,11 +42,13 @@ def longest_field() -> Column:
 
 
 def with_reasons(df: DataFrame) -> DataFrame:
-    """Adds `reasons`: array of the reasons a row fails (empty when it passes). A record that could
-    not be read gets that one reason only: its fields are not what the source meant."""
+    """Adds `reasons`: array of the reasons a row fails (empty when it passes). Bytes that held no
+    record, and a record that could not be read, get that one reason only: their fields are not what
+    the source meant."""
     checks = [F.when(pred(), F.lit(reason)) for reason, pred in ROW_CHECKS.items()]
     reasons = F.filter(F.array(*checks), lambda r: r.isNotNull())
-    return df.withColumn("reasons", F.when(ROW_CHECKS["malformed_record"](), F.array(F.lit("malformed_record")))
+    return df.withColumn("reasons", F.when(ROW_CHECKS["unreadable"](), F.array(F.lit("unreadable")))
+                         .when(ROW_CHECKS["malformed_record"](), F.array(F.lit("malformed_record")))
                          .otherwise(reasons))
 
 
@@ -71,7 +76,8 @@ class ExpectationOutcome:
 class GateResult:
     suite: str
     outcomes: list[ExpectationOutcome] = field(default_factory=list)
-    result_json: dict = field(default_factory=dict)
+    result_json: dict = field(default_factory=dict)    # without the failing values (scrubbed)
+    notes: dict[str, str] = field(default_factory=dict)  # "type(column)" -> the suite's meta.notes
 
     @property
     def blocked(self) -> bool:
@@ -94,49 +100,68 @@ def load_suite(path: str | Path):
     return gx.ExpectationSuite(**spec)
 
 
-def validate(df: DataFrame, suite_path: str | Path, max_failing_share: float,
-             docs_dir: str | None = None) -> GateResult:
-    """Runs the suite on df. A critical expectation blocks when it is table-level and fails, or
-    when more than max_failing_share of the rows fail it. With docs_dir, GX Data Docs (HTML) for
-    this validation are built there."""
+# The only columns whose failing values may be quoted in messages, run records and the validation
+# record: they hold the source's column names and the parser's notes, never a review's text. Every
+# other column's values are personal data and stay in the lake's tables (quarantine).
+QUOTABLE_COLUMNS = ("missing_columns", "parse_error", "unreadable")
+_VALUE_KEYS = ("partial_unexpected_list", "partial_unexpected_counts", "unexpected_list", "unexpected_index_list",
+               "partial_unexpected_index_list")
+
+
+def scrubbed(result_json: dict) -> dict:
+    """The validation result without the failing rows' values (kept for QUOTABLE_COLUMNS only)."""
+    out = dict(result_json)
+    out["results"] = []
+    for r in result_json.get("results", []):
+        r = dict(r)
+        column = (r.get("expectation_config") or {}).get("kwargs", {}).get("column")
+        if column not in QUOTABLE_COLUMNS and isinstance(r.get("result"), dict):
+            r["result"] = {k: v for k, v in r["result"].items() if k not in _VALUE_KEYS}
+        out["results"].append(r)
+    return out
+
+
+NOT_RECORDS = ("unreadable",)  # reasons of rows that are no records: the suite never sees them
+
+
+def validate(df: DataFrame, suite_path: str | Path, max_failing_share: float) -> GateResult:
+    """Runs the suite on df's records (rows that are none, `unreadable`, are left out). A critical
+    expectation blocks when it is table-level and fails, or when more than max_failing_share of the
+    rows fail it."""
+    df = df.where(F.col("unreadable").isNull())
     import great_expectations as gx
-    from great_expectations.checkpoint import UpdateDataDocsAction
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)  # our own progress lines suffice
-    actions = []
-    if docs_dir:
-        context.add_data_docs_site("batch", {
-            "class_name": "SiteBuilder",
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": docs_dir},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        })
-        actions.append(UpdateDataDocsAction(name="data_docs", site_names=["batch"]))
+    spec = json.loads(Path(suite_path).read_text(encoding="utf-8"))
     suite = context.suites.add(load_suite(suite_path))
     batch_definition = (context.data_sources.add_spark(name="lake")
                         .add_dataframe_asset(name="batch").add_batch_definition_whole_dataframe("whole"))
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name="gate", data=batch_definition, suite=suite))
-    checkpoint = context.checkpoints.add(gx.Checkpoint(
-        name="ingest_gate", validation_definitions=[definition], actions=actions, result_format="SUMMARY"))
-    result = next(iter(checkpoint.run(batch_parameters={"dataframe": df}).run_results.values()))
+    result = definition.run(batch_parameters={"dataframe": df}, result_format="SUMMARY")
 
-    gate = GateResult(suite=suite.name, result_json=result.to_json_dict())
+    gate = GateResult(suite=suite.name, result_json=scrubbed(result.to_json_dict()),
+                      notes={f"{e['type']}({e['kwargs'].get('column', '')})": e.get("meta", {}).get("notes", "")
+                             for e in spec["expectations"]})
     for r in result.results:
         cfg = r.expectation_config
         res = r.result or {}
         unexpected = res.get("unexpected_count")
         elements = res.get("element_count")
+        column = cfg.kwargs.get("column")
+        quotable = column in QUOTABLE_COLUMNS
         outcome = ExpectationOutcome(
             expectation=cfg.type,
-            column=cfg.kwargs.get("column"),
+            column=column,
             severity=str(getattr(cfg.severity, "value", cfg.severity)),
             success=bool(r.success),
             unexpected_count=unexpected,
             element_count=elements,
-            examples=list(dict.fromkeys(str(v) for v in res.get("partial_unexpected_list") or [] if v is not None))[:3],
+            examples=list(dict.fromkeys(str(v) for v in res.get("partial_unexpected_list") or []
+                                        if v is not None))[:3] if quotable else [],
         )
         if outcome.severity == "critical" and not outcome.success:
             if r.exception_info and r.exception_info.get("raised_exception"):

@@ -1,16 +1,23 @@
-"""MLflow tracking and model registry: log and register a fitted pipeline, find and load the champion."""
+"""MLflow tracking and model registry: log and register a fitted pipeline, find and load the champion.
+
+Only MLflow's "does not exist" means there is no such model or alias. Any other failure of the store
+(unreachable, a broken database, refused credentials) stops the command with exit 10 and one line
+naming the store: read as "no champion", it would start a retraining or skip inference.
+"""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import warnings
 from dataclasses import dataclass
 
+from .runlog import StageStopped
 from .settings import Settings
+from .vocabulary import ExitCode, RunStatus
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-EXIT_NO_CHAMPION = 4
 
 
 @dataclass(frozen=True)
@@ -24,13 +31,54 @@ class ModelRef:
         return f"models:/{self.name}/{self.version}"
 
 
+class RegistryUnavailable(StageStopped):
+    def __init__(self, settings: Settings, exc: BaseException):
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        super().__init__(f"MLflow store {redacted(settings.mlflow_uri)} cannot be used: {type(exc).__name__}: {first}",
+                         exit_code=ExitCode.REGISTRY_UNAVAILABLE, status=RunStatus.FAILED)
+
+
+def redacted(uri: str) -> str:
+    """The store's URI without a password (postgresql://user:secret@host/db -> user:***@host)."""
+    import re
+
+    return re.sub(r"(//[^:/@]+):[^@]*@", r"\1:***@", uri)
+
+
+def missing(exc: BaseException) -> bool:
+    """True for MLflow's answer that a model, version or alias does not exist. MLflow 3 says so for
+    a model or version with RESOURCE_DOES_NOT_EXIST, and for an alias with INVALID_PARAMETER_VALUE
+    ("Registered model alias champion not found.")."""
+    from mlflow.exceptions import MlflowException
+
+    if not isinstance(exc, MlflowException):
+        return False
+    return exc.error_code == "RESOURCE_DOES_NOT_EXIST" or (
+        exc.error_code == "INVALID_PARAMETER_VALUE" and "not found" in str(exc))
+
+
+@contextlib.contextmanager
+def store(settings: Settings):
+    """Turns every failure of the store but "does not exist" into RegistryUnavailable."""
+    try:
+        yield
+    except StageStopped:
+        raise
+    except Exception as exc:
+        if missing(exc):
+            raise
+        raise RegistryUnavailable(settings, exc) from exc
+
+
 def client(settings: Settings):
     import mlflow
     from mlflow import MlflowClient
 
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="mlflow")
-    os.makedirs(settings.path("mlflow_artifact_root"), exist_ok=True)
+    root = settings.path("mlflow_artifact_root")
+    if "://" not in root:  # a local artifact root; an s3:// one needs no folder
+        os.makedirs(root, exist_ok=True)
     mlflow.set_tracking_uri(settings.mlflow_uri)
     mlflow.set_registry_uri(settings.mlflow_uri)
     return MlflowClient(tracking_uri=settings.mlflow_uri, registry_uri=settings.mlflow_uri)
@@ -48,13 +96,13 @@ def experiment_id(settings: Settings) -> str:
 
 
 def model_by_alias(settings: Settings, alias: str) -> ModelRef | None:
-    from mlflow.exceptions import MlflowException
-
-    c = client(settings)
     try:
-        mv = c.get_model_version_by_alias(settings.model_name, alias)
-    except MlflowException:
-        return None
+        with store(settings):
+            mv = client(settings).get_model_version_by_alias(settings.model_name, alias)
+    except Exception as exc:
+        if missing(exc):
+            return None
+        raise
     return ModelRef(settings.model_name, str(mv.version), mv.run_id)
 
 
@@ -80,12 +128,13 @@ def log_pipeline(settings: Settings, pipeline_model, name: str = "model") -> Mod
 
 
 def version(settings: Settings, number: str) -> ModelRef | None:
-    from mlflow.exceptions import MlflowException
-
     try:
-        mv = client(settings).get_model_version(settings.model_name, str(number))
-    except MlflowException:
-        return None
+        with store(settings):
+            mv = client(settings).get_model_version(settings.model_name, str(number))
+    except Exception as exc:
+        if missing(exc):
+            return None
+        raise
     return ModelRef(settings.model_name, str(mv.version), mv.run_id)
 
 
@@ -99,16 +148,18 @@ class TrainingScope:
 
 def training_scope(settings: Settings, ref: ModelRef) -> TrainingScope | None:
     """From the version's tags and its run's parameters; None when they are not there (a version
-    registered by hand). With `train_max_rows` the model saw a sample of its train split; the whole
-    split still counts as seen, which only ever leaves out more documents."""
-    from mlflow.exceptions import MlflowException
-
-    c = client(settings)
+    registered by hand, or its run deleted): then nobody knows which documents it learnt, and
+    inference marks seen_in_training unknown. With `train_max_rows` the model saw a sample of its
+    train split; the whole split still counts as seen, which only ever leaves out more documents."""
     try:
-        tags = c.get_model_version(ref.name, ref.version).tags
-        params = c.get_run(ref.run_id).data.params if ref.run_id else {}
-    except MlflowException:
-        return None
+        with store(settings):
+            c = client(settings)
+            tags = c.get_model_version(ref.name, ref.version).tags
+            params = c.get_run(ref.run_id).data.params if ref.run_id else {}
+    except Exception as exc:
+        if missing(exc):
+            return None
+        raise
     if not tags.get("training_dates") or not {"test_fraction", "validation_fraction"} <= set(params):
         return None
     return TrainingScope(frozenset(tags["training_dates"].split(",")), float(params["test_fraction"]),

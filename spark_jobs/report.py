@@ -21,10 +21,8 @@ from dataclasses import fields
 
 from .runlog import RunRecord, StageStopped, stage_run
 from .settings import Settings
-from .vocabulary import RunStatus
+from .vocabulary import ExitCode, RunStatus
 
-EXIT_REPORT_FAILED = 6
-EXIT_CRITICAL_ALERT = 9
 NOTEBOOK = "monitoring_report.ipynb"
 TEMPLATE = os.path.join("templates", "offline_report.html.j2")
 OUTPUTS = ("monitoring.html", "metrics.json", "alerts.json")
@@ -113,7 +111,7 @@ def publish_alerts(settings: Settings, payload: dict, html: str) -> str | None:
                                "run_date": {"DataType": "String", "StringValue": payload["run_date"]}})
     except (BotoCoreError, ClientError) as exc:
         raise StageStopped(f"report {payload['run_date']}: could not publish {len(payload['alerts'])} alerts to "
-                           f"SNS topic {settings.report_sns_topic_arn}: {exc}", exit_code=1, status=RunStatus.FAILED) from None
+                           f"SNS topic {settings.report_sns_topic_arn}: {exc}", exit_code=ExitCode.UNEXPECTED, status=RunStatus.FAILED) from None
     return response["MessageId"]
 
 
@@ -130,6 +128,30 @@ def kernel_stderr_to(path: str):
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+def check_inputs(settings: Settings, date: str) -> None:
+    """Before papermill starts: the warehouse holds current predictions for the date (DuckDB target;
+    on the other targets the notebook's own first cell says so)."""
+    from .settings import SettingsError
+
+    if settings.dbt_target != "local":
+        return
+    path = settings.path("warehouse_path")
+    if not os.path.exists(path):
+        raise SettingsError(f"report {date}: no warehouse at {path}; build it with `make dbt`")
+    import duckdb
+
+    with duckdb.connect(path, read_only=True) as con:
+        try:
+            scored = [d for (d,) in con.execute(
+                "select distinct cast(ingest_date as varchar) from fct_predictions where is_current order by 1").fetchall()]
+        except duckdb.CatalogException:
+            raise SettingsError(f"report {date}: the warehouse {path} has no fct_predictions; build it with "
+                                "`make dbt`") from None
+    if date not in scored:
+        raise SettingsError(f"report {date}: no predictions for {date} in {path} (dates scored: "
+                            f"{', '.join(scored) or 'none'}); run `make infer DATE={date}`, then `make dbt`")
 
 
 def run(settings: Settings, date: str) -> RunRecord:
@@ -155,7 +177,7 @@ def run(settings: Settings, date: str) -> RunRecord:
             raise StageStopped(
                 f"report {date}: notebook {failed_cell(executed, exc)} failed with {exc.ename}: "
                 f"{exc.evalue.splitlines()[0] if exc.evalue else ''} (executed notebook kept at {executed})",
-                exit_code=EXIT_REPORT_FAILED, status=RunStatus.FAILED) from None
+                exit_code=ExitCode.REPORT_FAILED, status=RunStatus.FAILED) from None
         to_html(executed, html, os.path.join(notebooks, TEMPLATE))
         alerts_file = os.path.join(out_dir, "alerts.json")
         with open(alerts_file, encoding="utf-8") as f:
@@ -169,5 +191,5 @@ def run(settings: Settings, date: str) -> RunRecord:
         critical = [a for a in payload["alerts"] if a["severity"] == "critical"]
         if critical:
             raise StageStopped(f"report {date}: {len(critical)} critical alert(s): {brief(critical)}; see {html}",
-                               exit_code=EXIT_CRITICAL_ALERT, status=RunStatus.ALERTED)
+                               exit_code=ExitCode.CRITICAL_ALERT, status=RunStatus.ALERTED)
     return rec

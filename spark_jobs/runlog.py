@@ -20,7 +20,7 @@ from typing import Iterator
 from . import storage
 from .lake import Lake
 from .settings import PROJECT_ROOT, Settings
-from .vocabulary import RunStatus, Stage
+from .vocabulary import ExitCode, RunStatus, Stage
 
 MESSAGE_MAX_CHARS = 2000  # a stop line, never a dump: warehouses type the column with a bound
 
@@ -67,6 +67,7 @@ class RunRecord:
     rows_out: int | None = None
     rows_rejected: int | None = None
     rows_duplicate: int | None = None
+    rows_lost: int | None = None   # ingest: records known lost in unreadable bytes (None: unknown, or none damaged)
     model_name: str | None = None
     model_version: str | None = None
     code_version: str = field(default_factory=code_version)
@@ -77,9 +78,9 @@ class RunRecord:
 class StageStopped(Exception):
     """A stage decided the pipeline must stop (a gate), with a one-line reason and an exit code."""
 
-    def __init__(self, message: str, exit_code: int = 3, status: str = RunStatus.BLOCKED):
+    def __init__(self, message: str, exit_code: int, status: str = RunStatus.BLOCKED):
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code = ExitCode(exit_code)
         self.status = RunStatus(status)  # a status dbt's tests do not accept fails here, not in the warehouse
 
 

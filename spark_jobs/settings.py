@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
+
+from .vocabulary import PIPELINES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED = PROJECT_ROOT.parent / "shared"
@@ -40,6 +43,7 @@ class Settings:
     dbt_project_dir: str = _doc("the dbt project", default="dbt")
     dbt_target: str = _doc("dbt target: local (duckdb), athena or redshift", default="local")
     notebooks_dir: str = _doc("report notebooks", default="notebooks")
+    log_dir: str = _doc("where a command that fails unexpectedly writes its trace", default="logs")
 
     # --- inputs you may point at your own copies ----------------------------------------
     corpus_path: str = _doc(
@@ -60,6 +64,9 @@ class Settings:
     # --- ingest gate ---------------------------------------------------------------------------
     source: str = _doc("source mapping used when landing a file", default="reviews")
     max_text_chars: int = _doc("texts longer than this are cut to it at ingest (and flagged)", default=10000)
+    max_lost_share: float = _doc(
+        "a batch is blocked when more than this share of its records is lost in unreadable bytes (a cut gzip "
+        "stream, a Parquet file without its footer: losses nobody can count are a share of 1)", default=0.0)
     critical_max_failing_share: float = _doc(
         "a critical row-level expectation blocks the batch when more than this share of rows fails it",
         default=0.2,
@@ -205,14 +212,14 @@ class Settings:
         if self.date:
             _check_date("date", self.date)
         _check_date("replay_start", self.replay_start)
+        if not 0 <= self.max_lost_share <= 1:
+            raise SettingsError("setting max_lost_share must be between 0 and 1")
         if not 0 <= self.critical_max_failing_share <= 1:
             raise SettingsError("setting critical_max_failing_share must be between 0 and 1")
         if not 0 < self.test_fraction < 1:
             raise SettingsError("setting test_fraction must be between 0 and 1 (exclusive)")
         if not 0 < self.test_fraction + self.validation_fraction < 1:
             raise SettingsError("settings test_fraction + validation_fraction must be between 0 and 1")
-        from .nlp import PIPELINES
-
         for name in self.pipelines:
             if name not in PIPELINES:
                 raise SettingsError(f"setting train_pipelines: unknown pipeline {name!r} (known: {', '.join(PIPELINES)})")
@@ -242,10 +249,42 @@ def env_name(field_name: str) -> str:
     return "NLP_" + field_name.upper()
 
 
+# NLP_* variables that are not settings: read by dbt's profiles and models (`env_var('NLP_...')`; the
+# warehouse targets' connections) and by the EMR step wrapper. tests/unit/test_settings.py checks the
+# dbt part against dbt/ itself. Any other NLP_* variable is refused: a typo must not run the job with
+# a default in its place.
+EXTERNAL_ENV = frozenset({
+    "NLP_ATHENA_S3_STAGING_DIR", "NLP_ATHENA_S3_DATA_DIR", "NLP_ATHENA_S3_TMP_TABLE_DIR",
+    "NLP_LAKE_SCHEMA", "NLP_LAKE_S3_URI", "NLP_REDSHIFT_METHOD", "NLP_REDSHIFT_HOST",
+    "NLP_REDSHIFT_PORT", "NLP_REDSHIFT_USER", "NLP_REDSHIFT_PASSWORD", "NLP_REDSHIFT_CLUSTER_ID",
+    "NLP_REDSHIFT_DATABASE", "NLP_REDSHIFT_SCHEMA", "NLP_REDSHIFT_SPECTRUM_ROLE", "NLP_PG_HOST", "NLP_PG_PORT",
+    "NLP_PG_USER", "NLP_PG_PASSWORD", "NLP_PG_DATABASE", "NLP_PG_SCHEMA",
+    "NLP_CODE_VERSION",   # runlog: the code version when there is no git checkout (set on EMR)
+    "NLP_BATCH_HOME",     # emr/run_stage.sh: where the project is installed on a node
+})
+
+
+def unknown_env(env: dict[str, str]) -> list[str]:
+    """One line per NLP_* variable that is neither a setting nor read by dbt or EMR."""
+    known = {env_name(f.name) for f in fields(Settings)}
+    lines = []
+    for name in sorted(k for k in env if k.startswith("NLP_") and k not in known and k not in EXTERNAL_ENV):
+        close = difflib.get_close_matches(name, sorted(known | EXTERNAL_ENV), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}?" if close else "no setting has a similar name"
+        lines.append(f"unknown setting {name}: {hint} (settings: spark_jobs/settings.py, "
+                     f"or `python -m spark_jobs run --help`)")
+    return lines
+
+
 def _check_date(name: str, value: str) -> None:
+    """Exactly YYYY-MM-DD: Python also reads 20261101 and 2026-W44-7 as dates, and those would name
+    other partitions (and locks) for the same day."""
     import datetime as dt
+    import re
 
     try:
+        if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+            raise ValueError(value)
         dt.date.fromisoformat(value)
     except ValueError:
         raise SettingsError(f"setting {name}={value!r}: expected a date YYYY-MM-DD") from None
@@ -267,6 +306,9 @@ def _convert(name: str, typ: Any, raw: str) -> Any:
 def load(argv: list[str] | None = None, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
     """Defaults <- environment <- CLI flags <- keyword overrides (tests)."""
     env = os.environ if env is None else env
+    problems = unknown_env(env)
+    if problems:
+        raise SettingsError(problems[0])
     hints = get_type_hints(Settings)
     values: dict[str, Any] = {}
     for f in fields(Settings):

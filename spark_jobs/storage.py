@@ -84,22 +84,27 @@ def list_files(prefix: str, include_hidden: bool = False) -> list[str]:
     )
 
 
+def move_file(src: str, dest: str) -> None:
+    """Moves one file (on S3: a copy, then the delete)."""
+    if is_s3(src):
+        sb, sk = _bucket_key(src)
+        db, dk = _bucket_key(dest)
+        _s3().copy_object(Bucket=db, Key=dk, CopySource={"Bucket": sb, "Key": sk})
+        delete(src)
+        return
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    os.replace(src, dest)
+
+
 def move_tree(src: str, dest: str) -> None:
     """Moves every file below src to the same relative path below dest, keeping a file dest
     already has; src is gone afterwards."""
     for uri in list_files(src, include_hidden=True):
         target = join(dest, uri[len(src.rstrip("/")) + 1:])
-        if is_s3(uri):
-            if not exists(target):
-                sb, sk = _bucket_key(uri)
-                db, dk = _bucket_key(target)
-                _s3().copy_object(Bucket=db, Key=dk, CopySource={"Bucket": sb, "Key": sk})
+        if exists(target):
             delete(uri)
-        elif os.path.exists(target):
-            os.remove(uri)
         else:
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            os.replace(uri, target)
+            move_file(uri, target)
     if not is_s3(src):
         shutil.rmtree(src, ignore_errors=True)
 

@@ -1,55 +1,18 @@
 """Train job: fit each configured pipeline on the labelled curated texts, evaluate it on the frozen
-test split, log everything to MLflow, register it, and pass it through the promotion gate.
-
-The split is frozen by a hash of review_id (test / validation / train buckets of 0..99), so a review
-is in the same split on every machine, run and retraining, and two models are always compared on
-the same documents.
+test split (splits.py), log everything to MLflow, register it, and pass it through the promotion gate.
 """
 from __future__ import annotations
 
-import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from . import evaluation, ingest, registry
+from . import evaluation, promotion, registry
 from .lake import Lake
-from .nlp import LABELS, label_index, pipeline, predictions_from
+from .nlp import label_index, pipeline
 from .runlog import RunRecord, StageStopped, progress, stage_run
 from .settings import Settings
-from .spark import scoring_partitions
-from .vocabulary import RunStatus
-
-EXIT_NO_TRAINING_DATA = 5
-
-
-def split_bucket(review_id) -> F.Column:
-    """0..99, fixed per review_id on every machine and run: the split never drifts."""
-    return F.pmod(F.xxhash64(review_id), F.lit(100))
-
-
-def split_cuts(test_fraction: float, validation_fraction: float) -> tuple[int, int]:
-    """Buckets [0, test_cut) are test, [test_cut, train_cut) validation, the rest train."""
-    test_cut = int(round(test_fraction * 100))
-    return test_cut, test_cut + int(round(validation_fraction * 100))
-
-
-def in_train_split(review_id, test_fraction: float, validation_fraction: float) -> F.Column:
-    return split_bucket(review_id) >= split_cuts(test_fraction, validation_fraction)[1]
-
-
-def frozen_split(labelled: DataFrame, test_fraction: float, validation_fraction: float):
-    """-> (train, validation, test), by bucket."""
-    bucket = split_bucket(F.col("review_id"))
-    test_cut, train_cut = split_cuts(test_fraction, validation_fraction)
-    return (labelled.where(bucket >= train_cut), labelled.where((bucket >= test_cut) & (bucket < train_cut)),
-            labelled.where(bucket < test_cut))
-
-
-def labelled_documents(spark: SparkSession, settings: Settings, dates: list[str]) -> DataFrame:
-    lake = Lake(settings)
-    curated = spark.read.parquet(*[lake.partition("curated", d) for d in dates])
-    labels = spark.read.parquet(*[lake.partition("labels", d) for d in dates])
-    return curated.select("review_id", "title", "text").join(labels.select("review_id", "label"), "review_id")
+from .splits import Splits, scored_frame
+from .vocabulary import ExitCode, RunStatus
 
 
 def with_class_weights(train: DataFrame, scheme: str) -> DataFrame:
@@ -63,14 +26,6 @@ def with_class_weights(train: DataFrame, scheme: str) -> DataFrame:
     for label, n in counts.items():
         weight = F.when(F.col("label") == label, F.lit(total / (k * n))).otherwise(weight)
     return out.withColumn("weight", weight)
-
-
-def scored_frame(model, labelled: DataFrame, max_pieces: int) -> pd.DataFrame:
-    """The model's predictions on labelled rows, collected: review_id, truth, label, confidence, scores."""
-    preds = predictions_from(model.transform(labelled), "", "", "", max_pieces)
-    return (preds.join(labelled.select("review_id", F.col("label").alias("truth")), "review_id")
-            .select("review_id", "truth", "label", "confidence", *[f"score_{c}" for c in LABELS])
-            .toPandas().sort_values("review_id", ignore_index=True))
 
 
 def fit(pipeline, train: DataFrame):
@@ -97,36 +52,16 @@ def data_fingerprint(df: DataFrame) -> str:
     return format(int(row["h"] or 0) % (1 << 64), "016x")
 
 
-class Splits:
-    """The frozen splits of every labelled document up to a date, cached once for all pipelines."""
-
-    def __init__(self, spark: SparkSession, settings: Settings, dates: list[str]):
-        self.dates = dates
-        data = labelled_documents(spark, settings, dates)
-        train, validation, test = frozen_split(data, settings.test_fraction, settings.validation_fraction)
-        if settings.train_max_rows:
-            train = train.orderBy(F.xxhash64("review_id")).limit(settings.train_max_rows)
-        parts = scoring_partitions(spark, settings)
-        self.train, self.validation, self.test = (
-            d.repartition(parts, "review_id").cache() for d in (train, validation, test))
-        self.counts = {n: d.count() for n, d in (("train", self.train), ("validation", self.validation), ("test", self.test))}
-        self.test_texts = self.test.select("review_id", "text").toPandas().set_index("review_id")["text"]
-
-    def release(self) -> None:
-        for d in (self.train, self.validation, self.test):
-            d.unpersist()
-
-
 def run(spark: SparkSession, settings: Settings, date: str | None = None) -> list[RunRecord]:
     lake = Lake(settings)
-    dates = [d for d in ingest.ingested_dates(lake) if not date or d <= date]
+    dates = [d for d in lake.ingested_dates() if not date or d <= date]
     if not dates:
         raise StageStopped("train: no labelled curated data in the lake yet (run ingest first)",
-                           exit_code=EXIT_NO_TRAINING_DATA, status=RunStatus.FAILED)
+                           exit_code=ExitCode.NO_TRAINING_DATA, status=RunStatus.FAILED)
     splits = Splits(spark, settings, dates)
     if min(splits.counts.values()) == 0:
         raise StageStopped(f"train: splits {splits.counts} on {', '.join(dates)}; every split needs rows",
-                           exit_code=EXIT_NO_TRAINING_DATA, status=RunStatus.FAILED)
+                           exit_code=ExitCode.NO_TRAINING_DATA, status=RunStatus.FAILED)
     try:
         return [train_one(spark, settings, name, splits, date or dates[-1]) for name in settings.pipelines]
     finally:
@@ -135,8 +70,6 @@ def run(spark: SparkSession, settings: Settings, date: str | None = None) -> lis
 
 def train_one(spark: SparkSession, settings: Settings, name: str, splits: Splits, date: str) -> RunRecord:
     import mlflow
-
-    from . import promotion
 
     def step(text: str) -> None:  # fitting MiniLM takes minutes: say what is happening
         progress("train", date, f"{name}: {text}")

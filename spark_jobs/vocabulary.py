@@ -10,7 +10,23 @@ No imports from the rest of the package: everything may import this module.
 """
 from __future__ import annotations
 
-from enum import StrEnum
+from enum import IntEnum, StrEnum
+
+
+class ExitCode(IntEnum):
+    """How every command ends: the one table of exit codes (README "Exit codes" is checked against it;
+    emr/run_stage.sh and the AWS launcher use the same numbers)."""
+    OK = 0
+    UNEXPECTED = 1             # a bug or an environment failure: the trace is in logs/, one line on stderr
+    BAD_SETTING = 2            # a setting we cannot use, or an input that is missing (checked before any work)
+    BLOCKED = 3                # the batch is blocked by the quality gate: nothing curated, raw files kept
+    NO_CHAMPION = 4            # no usable champion model
+    NO_TRAINING_DATA = 5
+    REPORT_FAILED = 6          # a notebook cell failed (the executed notebook is kept)
+    DBT_FAILED = 7
+    LOCKED = 8                 # the date is being processed by another run
+    CRITICAL_ALERT = 9         # a monitoring report raised a critical alert (it is published)
+    REGISTRY_UNAVAILABLE = 10  # the MLflow store cannot be reached or read
 
 
 class RunStatus(StrEnum):
@@ -34,6 +50,9 @@ class Stage(StrEnum):
     REPORT = "report"
 
 
+# The Spark NLP pipelines a model can be (spark_jobs/nlp.py builds them).
+PIPELINES = ("tfidf_logreg", "minilm_logreg")
+
 # The classes every model predicts, in the classifiers' index order (ratings 1-2, 3, 4-5).
 LABELS = ("negative", "neutral", "positive")
 
@@ -42,7 +61,7 @@ SEVERITIES = ("warning", "critical")
 
 # Why a row is quarantined: the names of the row checks (quality.ROW_CHECKS, and each row-level
 # expectation's meta.reason in expectations/documents.json).
-QUARANTINE_REASONS = ("source_columns_missing", "malformed_record", "review_id_missing", "text_empty",
+QUARANTINE_REASONS = ("source_columns_missing", "unreadable", "malformed_record", "review_id_missing", "text_empty",
                       "field_too_long", "rating_not_integer", "rating_out_of_range")
 
 # The longest id or name (review_id, product_id, department, class) a row may carry; longer ones are

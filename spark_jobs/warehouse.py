@@ -19,9 +19,8 @@ from typing import Iterator
 
 from .runlog import RunRecord, StageStopped, stage_run
 from .settings import Settings
-from .vocabulary import RunStatus
+from .vocabulary import ExitCode, RunStatus
 
-EXIT_DBT_FAILED = 7
 
 
 def dbt_env(settings: Settings, warehouse_path: str | None = None) -> dict[str, str]:
@@ -65,6 +64,25 @@ def side_build(warehouse: str) -> Iterator[tuple[str, list[bool]]]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+_TIME = re.compile(r"^\d\d:\d\d:\d\d\s+")
+
+
+def first_failure(stdout: str) -> str:
+    """'model stg_x: <the reason dbt gives>' for the first failure dbt's summary lists, '' if none."""
+    lines = [_TIME.sub("", line).strip() for line in stdout.splitlines()]
+    summary = next((i for i, line in enumerate(lines) if line.startswith("Completed with")), None)
+    if summary is None:
+        return ""
+    failures = [i for i, line in enumerate(lines) if i > summary and re.match(r"(Failure|Error) in \w+ \S+", line)]
+    if not failures:
+        return ""
+    what = re.match(r"(?:Failure|Error) in (\w+ \S+)", lines[failures[0]]).group(1)
+    reason = next((line for line in lines[failures[0] + 1:] if line and not line.startswith(">")
+                   and not re.match(r"(Compilation|Runtime|Database) Error in ", line)), "")
+    more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+    return f"{what}: {reason}{more}"
+
+
 def run(settings: Settings, date: str = "all") -> RunRecord:
     warehouse = settings.path("warehouse_path")
     os.makedirs(os.path.dirname(warehouse), exist_ok=True)
@@ -77,9 +95,10 @@ def run(settings: Settings, date: str = "all") -> RunRecord:
             result = dbt(settings, "build")
         summary = [line for line in result.stdout.splitlines() if "Done. PASS=" in line]
         if result.returncode != 0:
-            errors = [line for line in result.stdout.splitlines() if re.search(r"\b(ERROR|FAIL)\b", line)]
-            detail = "; ".join(e.split("] ", 1)[-1].strip() for e in errors[:3]) or result.stderr.strip()[-300:]
-            raise StageStopped(f"dbt build failed: {detail}", exit_code=EXIT_DBT_FAILED, status=RunStatus.FAILED)
+            detail = (first_failure(result.stdout) or (result.stderr.strip().splitlines() or [""])[-1]
+                      or "no reason given")
+            raise StageStopped(f"dbt build failed: {detail[:600]} (dbt's log: {settings.path('dbt_project_dir')}"
+                               "/logs/dbt.log)", exit_code=ExitCode.DBT_FAILED, status=RunStatus.FAILED)
         rec.message = summary[-1].split("Done. ", 1)[-1] if summary else "ok"
         rec.outputs["warehouse"] = warehouse
     return rec

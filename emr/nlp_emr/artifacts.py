@@ -37,7 +37,7 @@ NOT_FORWARDED = {
     "target", "lake_root", "mlflow_tracking_uri", "mlflow_artifact_root", "warehouse_path", "reports_dir",
     "expectations_dir", "sources_file", "dbt_project_dir", "dbt_target", "notebooks_dir", "corpus_path",
     "embeddings_model_dir", "spark_master", "spark_driver_memory", "jars_dir", "gpu", "date",
-    "athena_workgroup", "athena_schema", "report_sns_topic_arn", "report_pricing_file",
+    "athena_workgroup", "athena_schema", "report_sns_topic_arn", "report_pricing_file", "log_dir",
 }
 
 
@@ -163,6 +163,7 @@ class Artifacts:
             "NLP_SPARK_MASTER": "yarn",
             "NLP_MLFLOW_ARTIFACT_ROOT": f"s3://{self.bucket}/mlflow/artifacts",
             "NLP_WAREHOUSE_PATH": f"{WORK_DIR}/warehouse/nlp.duckdb", "NLP_REPORTS_DIR": f"{WORK_DIR}/reports",
+            "NLP_LOG_DIR": f"{WORK_DIR}/logs",
             "NLP_EXPECTATIONS_DIR": f"{APP_DIR}/expectations", "NLP_SOURCES_FILE": f"{APP_DIR}/conf/sources.yml",
             "NLP_DBT_PROJECT_DIR": f"{APP_DIR}/dbt", "NLP_NOTEBOOKS_DIR": f"{APP_DIR}/notebooks",
             "NLP_EMBEDDINGS_MODEL_DIR": f"{APP_DIR}/models/{model}",
@@ -171,7 +172,7 @@ class Artifacts:
             "NLP_ATHENA_S3_DATA_DIR": f"s3://{self.bucket}/marts/",
             "NLP_ATHENA_S3_TMP_TABLE_DIR": f"s3://{self.bucket}/athena-tmp/",
             "NLP_ATHENA_WORKGROUP": o["AthenaWorkGroup"], "NLP_ATHENA_SCHEMA": o["MartsDatabase"],
-            "NLP_LAKE_SCHEMA": o["LakeDatabase"], "NLP_LAKE_CATALOG": self.s.emr_iceberg_catalog,
+            "NLP_LAKE_SCHEMA": o["LakeDatabase"],
             "NLP_REPORT_SNS_TOPIC_ARN": o["TopicArn"],
             "NLP_CODE_VERSION": self.version, "AWS_REGION": self.s.aws_region,
             "AWS_DEFAULT_REGION": self.s.aws_region, "EMR_WORK_DIR": WORK_DIR,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import sys
 import threading
 import time
@@ -20,7 +19,7 @@ from typing import Callable
 
 import pytest
 
-from tests.conftest import make_settings
+from tests.conftest import make_settings, unavailable
 
 EMR_PATH = str(Path(__file__).resolve().parents[2] / "emr")
 if EMR_PATH not in sys.path:   # the launcher package lives with the infrastructure: emr/nlp_emr
@@ -190,10 +189,7 @@ def require_tool(path, how: str) -> str:
 
     found = str(path) if Path(path).exists() else shutil.which(str(path))
     if not found:
-        message = f"{path} is not installed: {how}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"{path} is not installed: {how}")
     return found
 
 

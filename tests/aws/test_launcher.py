@@ -10,7 +10,7 @@ from nlp_emr import __main__ as cli
 from nlp_emr.artifacts import neutral_name
 from nlp_emr.launcher import Deployment
 from spark_jobs.settings import SettingsError
-from tests.aws.conftest import BUCKET, client, deployed, network
+from tests.aws.conftest import BUCKET, EMR_DIR, client, deployed, network
 
 DATE = "2026-11-01"
 
@@ -32,7 +32,12 @@ def test_the_plan_needs_no_bucket_no_stack_and_no_credentials(monkeypatch, moto_
     assert code == 0, text
     assert "stepfunctions StartExecution  # run the pipeline for 2026-11-01" in text
     assert '"stateMachineArn": "${PipelineStateMachineArn}"' in text
-    assert "~$3.27 per run (gpu profile" in text
+    # the estimate is the profile's instances priced from pricing.json, times its typical hours
+    pricing = json.loads((EMR_DIR / "pricing.json").read_text())
+    groups = json.loads((EMR_DIR / "profiles.json").read_text())["gpu"]["InstanceGroups"]
+    per_hour = sum(g["InstanceCount"] * (pricing["instances"][g["InstanceType"]]["ec2"]
+                                         + pricing["instances"][g["InstanceType"]]["emr"]) for g in groups)
+    assert f"~${per_hour * pricing['estimated_run_hours']['gpu']:.2f} per run (gpu profile" in text
     code, lines = main("deploy", "--dry-run", "--aws-stack-name=planonly")
     assert code == 2                                  # deploying does need a bucket, and says which setting
     code, lines = main("deploy", "--dry-run", "--aws-stack-name=planonly", f"--aws-bucket={BUCKET}-plan")

@@ -36,7 +36,7 @@ CURATED_BEFORE_SOURCE = pa.schema([f for f in CURATED if f.name != "source"])
 QUARANTINE = pa.schema([("review_id", pa.string()), ("text", pa.string()), ("title", pa.string()),
                         ("rating_raw", pa.string()), ("product_id", pa.string()),
                         ("department", pa.string()), ("class", pa.string()), ("source", pa.string()),
-                        ("source_file", pa.string()), ("reasons", pa.list_(pa.string()))])
+                        ("source_file", pa.string()), ("reasons", pa.list_(pa.string())), ("detail", pa.string())])
 # A stop line longer than Redshift's default VARCHAR (256 bytes), with multi-byte characters.
 LONG_MESSAGE = ("report 2026-11-03: 3 critical alert(s): drift psi_text_length=2.1 (limit 0.2), oov_rate=0.41 "
                 "(limit 0.2), embedding_distance=0.27 (limit 0.1); see reports/2026-11-03/monitoring.html — "
@@ -82,7 +82,7 @@ def write_run(root: Path, stage: str, date: str, started: dt.datetime, seconds: 
     run_id = started.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
     record = {"code_version": "0.1.0", "ended_at": (started + dt.timedelta(seconds=seconds)).isoformat(),
               "ingest_date": date, "message": "", "model_name": None, "model_version": None, "outputs": {},
-              "rows_duplicate": None, "rows_in": None, "rows_out": None, "rows_rejected": None,
+              "rows_duplicate": None, "rows_lost": None, "rows_in": None, "rows_out": None, "rows_rejected": None,
               "run_id": run_id, "seconds": seconds, "stage": stage, "started_at": started.isoformat(),
               "status": status}
     record.update(fields)
@@ -156,7 +156,7 @@ def write_lake(root: Path, *, seed: int = 7) -> Lake:
         rejected = pd.DataFrame([
             {"review_id": f"q{day}{i}", "text": text, "title": None, "rating_raw": rating_raw, "product_id": "862",
              "department": "Tops", "class": "Knits", "source": "reviews", "source_file": source_file,
-             "reasons": reasons}
+             "reasons": reasons, "detail": None}
             for i, (text, rating_raw, reasons) in enumerate(QUARANTINED[: 1 + day])])
         duplicates = 1 if day == 1 else 0
 
@@ -164,8 +164,8 @@ def write_lake(root: Path, *, seed: int = 7) -> Lake:
             write_run(root, "ingest", date, clock, 1.5, status="failed", rows_in=len(docs) + len(rejected),
                       message="Py4JJavaError: simulated executor loss")
             clock += dt.timedelta(minutes=5)
-        ingest = write_run(root, "ingest", date, clock, 4.0, rows_in=len(docs) + len(rejected) + duplicates,
-                           rows_out=len(docs), rows_rejected=len(rejected), rows_duplicate=duplicates)
+        write_run(root, "ingest", date, clock, 4.0, rows_in=len(docs) + len(rejected) + duplicates,
+                  rows_out=len(docs), rows_rejected=len(rejected), rows_duplicate=duplicates)
         clock += dt.timedelta(minutes=1)
         write_parquet(root / "curated" / f"ingest_date={date}", docs, CURATED_BEFORE_SOURCE if day == 0 else CURATED)
         write_parquet(root / "quarantine" / f"ingest_date={date}", rejected, QUARANTINE)

@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.conftest import unavailable
 from tests.dbt.conftest import PROJECT, dbt
 from tests.dbt.test_portability import MARTS
 
@@ -46,14 +47,14 @@ def postgres():
     """A PostgreSQL server of our own on 127.0.0.1; yields its port; stopped and deleted afterwards."""
     initdb, pg_ctl = pg_bin("initdb"), pg_bin("pg_ctl")
     if not (initdb and pg_ctl):
-        pytest.skip("PostgreSQL is not installed (apt-get install postgresql): postgres stand-in not built")
+        unavailable("PostgreSQL is not installed (apt-get install postgresql): postgres stand-in not built")
     as_user: list[str] = []
     folder = Path(tempfile.mkdtemp(prefix="nlp-pg-"))
     if os.geteuid() == 0:  # the server refuses to run as root
         try:
             owner = pwd.getpwnam("postgres")
         except KeyError:
-            pytest.skip("running as root and there is no postgres user to run the server as")
+            unavailable("running as root and there is no postgres user to run the server as")
         os.chown(folder, owner.pw_uid, owner.pw_gid)
         as_user = ["runuser", "-u", "postgres", "--"]
     port = free_port()

@@ -13,6 +13,7 @@ from spark_jobs import ingest, replay
 from spark_jobs.lake import Lake, lock
 from spark_jobs.runlog import StageStopped
 from spark_jobs.settings import PROJECT_ROOT
+from spark_jobs.vocabulary import ExitCode
 from tests.conftest import make_settings
 
 DATE = "2026-11-20"
@@ -54,11 +55,11 @@ def test_kill_mid_write_keeps_the_old_partition_and_a_rerun_matches_an_uninterru
         proc.wait()
 
     assert curated_rows(spark, settings) == before  # readers still see the complete old partition
-    assert not ingest.is_complete(Lake(settings), DATE)  # ...but the date is pending again for `make run`
+    assert not Lake(settings).is_ingested(DATE)  # ...but the date is pending again for `make run`
 
     ingest.run(spark, settings, DATE)  # takes over the dead run's lock, cleans its staging folder
     assert not [n for n in os.listdir(zone) if n.startswith("_")]
-    assert ingest.is_complete(Lake(settings), DATE)
+    assert Lake(settings).is_ingested(DATE)
     uninterrupted = make_settings(tmp_path / "b")
     shutil.copytree(Lake(settings).zone("raw"), Lake(uninterrupted).zone("raw"))
     ingest.run(spark, uninterrupted, DATE)
@@ -72,6 +73,6 @@ def test_a_second_ingest_of_the_same_date_is_refused_while_one_runs(spark, tmp_p
     with lock(settings, f"ingest-{DATE}"):
         with pytest.raises(StageStopped) as stop:
             ingest.run(spark, settings, DATE)
-    assert stop.value.exit_code == ingest.EXIT_LOCKED
+    assert stop.value.exit_code == ExitCode.LOCKED
     assert "already running" in str(stop.value) and f"pid {os.getpid()}" in str(stop.value)
     assert ingest.run(spark, settings, DATE).rows_out == 20  # free again once the first one ends

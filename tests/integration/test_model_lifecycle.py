@@ -8,6 +8,7 @@ import pytest
 
 from spark_jobs import infer, ingest, promotion, registry, replay, storage, train
 from spark_jobs.lake import Lake
+from spark_jobs.vocabulary import ExitCode
 from tests.conftest import CORPUS, make_settings, need
 
 D1, D2 = "2026-11-01", "2026-11-02"
@@ -26,6 +27,20 @@ def lake(spark, tmp_path_factory):
     return settings
 
 
+@pytest.fixture(scope="module")
+def trained(spark, lake):
+    """A poor model (v1), a better one (v2, promoted over it), a poor one again (v3, refused: the
+    challenger). Every test that needs a registry starts from this state, never from another test's."""
+    return [train.run(spark, settings)[0] for settings in (lake.replace(**POOR), lake, lake.replace(**POOR))]
+
+
+def registry_copy(settings, tmp_path):
+    """The same registry in a file of its own, for a test that moves aliases."""
+    copy = settings.replace(mlflow_tracking_uri=f"sqlite:///{tmp_path}/copy.db")
+    shutil.copy(settings.mlflow_uri[len("sqlite:///"):], tmp_path / "copy.db")
+    return copy
+
+
 def aliases(settings):
     return {a: getattr(registry.model_by_alias(settings, a), "version", None)
             for a in (registry.CHAMPION, registry.CHALLENGER, promotion.PREVIOUS)}
@@ -37,13 +52,11 @@ def predictions(spark, settings, zone, date, version):
 
 
 @pytest.mark.slow
-def test_gate_promotes_a_better_model_and_refuses_a_worse_one(spark, lake):
-    (poor,) = train.run(spark, lake.replace(**POOR))
+def test_gate_promotes_a_better_model_and_refuses_a_worse_one(spark, lake, trained, tmp_path):
+    poor, good, worse = trained
     assert poor.outputs["decision"] == "champion (there was none)"
-    (good,) = train.run(spark, lake)
     assert good.outputs["decision"].startswith("promoted to champion over v1")
     assert good.outputs["macro_f1"] >= poor.outputs["macro_f1"] + 0.01
-    (worse,) = train.run(spark, lake.replace(**POOR))
     assert worse.outputs["decision"].startswith("not promoted")
     assert aliases(lake) == {"champion": "2", "challenger": "3", "previous_champion": "1"}
 
@@ -53,15 +66,16 @@ def test_gate_promotes_a_better_model_and_refuses_a_worse_one(spark, lake):
     assert body["disagreements"] and {"truth", "candidate", "champion", "text"} <= set(body["disagreements"][0])
 
     # the challenger is refused again when asked explicitly, and a forced rollback is recorded
-    assert "not promoted" in promotion.run(spark, lake).message
-    assert aliases(lake)["champion"] == "2"
-    forced = promotion.run(spark, lake.replace(model_version="1"), force=True)
-    assert "forced" in forced.message and aliases(lake)["champion"] == "1"
-    promotion.run(spark, lake.replace(model_version="2"), force=True)
+    moved = registry_copy(lake, tmp_path)
+    assert "not promoted" in promotion.run(spark, moved).message
+    assert aliases(moved)["champion"] == "2"
+    forced = promotion.run(spark, moved.replace(model_version="1"), force=True)
+    assert "forced" in forced.message and aliases(moved)["champion"] == "1"
+    assert aliases(lake)["champion"] == "2"  # the copy moved, not the module's registry
 
 
 @pytest.mark.slow
-def test_shadow_scoring_is_kept_apart_incremental_and_repeatable(spark, lake):
+def test_shadow_scoring_is_kept_apart_incremental_and_repeatable(spark, lake, trained):
     assert aliases(lake)["champion"] == "2" and aliases(lake)["challenger"] == "3"
     first = infer.run(spark, lake, D1)
     assert [(r.stage, r.model_version, r.status) for r in first] == [("infer", "2", "succeeded"), ("shadow", "3", "succeeded")]
@@ -85,31 +99,30 @@ def test_shadow_scoring_is_kept_apart_incremental_and_repeatable(spark, lake):
 
 
 @pytest.mark.slow
-def test_inference_refuses_a_date_whose_ingest_did_not_complete(spark, lake):
+def test_inference_refuses_a_date_whose_ingest_did_not_complete(spark, lake, trained):
     from spark_jobs.runlog import StageStopped
 
-    marker = ingest.completion_marker(Lake(lake), D2)
+    marker = Lake(lake).completion_marker(D2)
     saved = storage.read_text(marker)
     storage.delete(marker)  # what an ingest killed between two partition swaps leaves
     try:
         with pytest.raises(StageStopped) as stop:
             infer.run(spark, lake, D2)
         assert stop.value.exit_code == 2 and f"make ingest DATE={D2}" in str(stop.value)
-        assert D2 not in ingest.ingested_dates(Lake(lake))  # nor is it trained on
+        assert D2 not in Lake(lake).ingested_dates()  # nor is it trained on
     finally:
         storage.put_text(marker, saved)
 
 
 @pytest.mark.slow
-def test_a_broken_champion_stops_with_a_clear_message(spark, lake, tmp_path):
+def test_a_broken_champion_stops_with_a_clear_message(spark, lake, trained, tmp_path):
     from spark_jobs.runlog import StageStopped
 
-    broken = lake.replace(mlflow_tracking_uri=f"sqlite:///{tmp_path}/copy.db")
-    shutil.copy(lake.mlflow_uri[len("sqlite:///"):], tmp_path / "copy.db")
+    broken = registry_copy(lake, tmp_path)
     client = registry.client(broken)
     # point the champion at a version whose files are gone
     mv = client.create_model_version(broken.model_name, source=str(tmp_path / "missing"), run_id=None)
     registry.set_alias(broken, registry.CHAMPION, mv.version)
     with pytest.raises(StageStopped) as stop:
         infer.run(spark, broken, D2)
-    assert stop.value.exit_code == registry.EXIT_NO_CHAMPION and "cannot be loaded" in str(stop.value)
+    assert stop.value.exit_code == ExitCode.NO_CHAMPION and "cannot be loaded" in str(stop.value)

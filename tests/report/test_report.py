@@ -16,7 +16,8 @@ from spark_jobs import cli, landing, monitoring, storage
 from spark_jobs.lake import Lake
 from spark_jobs.orchestrator import run_pipeline
 from spark_jobs.runlog import StageStopped
-from tests.conftest import CORPUS, MODEL_DIR, TWEETS, make_settings, need
+from spark_jobs.vocabulary import ExitCode
+from tests.conftest import CORPUS, MODEL_DIR, TWEETS, make_settings, need, unavailable
 
 REVIEW_DAYS = ["2026-11-01", "2026-11-02", "2026-11-03"]
 TWEET_DAY = "2026-11-04"
@@ -170,7 +171,7 @@ def chromium() -> str | None:
 def test_the_report_renders_in_headless_chromium(pipeline, tmp_path):
     browser = chromium()
     if browser is None:
-        pytest.skip("no chromium on this machine (.ci/run installs Debian's when it can)")
+        unavailable("no chromium on this machine (.ci/run installs Debian's)")
     from PIL import Image
 
     settings, _ = pipeline
@@ -205,14 +206,15 @@ def test_a_failing_cell_is_named_and_the_executed_notebook_kept(pipeline, tmp_pa
 
 
 @pytest.mark.slow
-def test_a_date_without_predictions_is_a_clear_error(pipeline, tmp_path, capsys):
+def test_a_date_without_predictions_is_refused_before_the_notebook_starts(pipeline, tmp_path, capsys):
     settings, _ = pipeline
     flags = ["--lake-root", settings.lake_root, "--mlflow-tracking-uri", settings.mlflow_tracking_uri,
-             "--warehouse-path", settings.warehouse_path, "--reports-dir", str(tmp_path)]
-    assert cli.main(["report", "--date", "2026-12-24", *flags]) == 6
-    err = capsys.readouterr().err
-    assert 'section "setup"' in err and "no predictions for run_date 2026-12-24" in err
-    assert ", ".join(REVIEW_DAYS) in err  # the dates that can be reported
+             "--warehouse-path", settings.warehouse_path, "--reports-dir", str(tmp_path / "reports")]
+    assert cli.main(["report", "--date", "2026-12-24", *flags]) == ExitCode.BAD_SETTING
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no predictions for 2026-12-24" in err[0] and "make infer DATE=2026-12-24" in err[0]
+    assert ", ".join(REVIEW_DAYS) in err[0]  # the dates that can be reported
+    assert not (tmp_path / "reports").exists()  # papermill never started, nothing written
 
 
 # Last in the module: it lands a fifth day into the shared lake.

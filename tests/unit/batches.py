@@ -13,5 +13,6 @@ def batch(spark, rows: list[dict], source_file: str = "f.csv", source: str = "re
         rec.update(row)
         records.append(rec)
     pdf = documents.clean(pd.DataFrame(records).astype({"source_line": "int64"}), max_text_chars=10_000)
-    frame = spark.createDataFrame(pdf, schema=ingest.CLEANED_SCHEMA).withColumn("source", F.lit(source))
+    frame = (spark.createDataFrame(pdf, schema=ingest.CLEANED_SCHEMA).withColumn("source", F.lit(source))
+             .withColumn("title_mapped", F.lit(True)))
     return ingest.with_derived(frame)

@@ -1,6 +1,5 @@
 """Landing keeps bytes; the replay split is deterministic; the generator stands in without a corpus."""
 import hashlib
-import os
 
 import pandas as pd
 import pytest

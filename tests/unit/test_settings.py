@@ -25,6 +25,9 @@ def test_uris_are_kept_as_they_are():
 @pytest.mark.parametrize("env, named", [
     ({"NLP_REPLAY_DAYS": "five"}, "NLP_REPLAY_DAYS"),
     ({"NLP_DATE": "2026-13-01"}, "date"),
+    ({"NLP_DATE": "20261101"}, "date"),        # Python's fromisoformat reads these two as dates
+    ({"NLP_DATE": "2026-W44-7"}, "date"),
+    ({"NLP_DATE": "2026-11-01\n"}, "date"),
     ({"NLP_TARGET": "k8s"}, "target"),
     ({"NLP_GPU": "maybe"}, "NLP_GPU"),
     ({"NLP_CRITICAL_MAX_FAILING_SHARE": "1.5"}, "critical_max_failing_share"),
@@ -35,6 +38,49 @@ def test_bad_values_fail_with_one_line_naming_the_setting(env, named):
     assert named in str(err.value) and "\n" not in str(err.value)
 
 
+def test_a_mistyped_setting_is_refused_with_the_name_it_resembles():
+    with pytest.raises(S.SettingsError) as err:
+        S.load(env={"NLP_LAKE_ROOTT": "/x"})
+    assert str(err.value).startswith("unknown setting NLP_LAKE_ROOTT: did you mean NLP_LAKE_ROOT?")
+    with pytest.raises(S.SettingsError, match="NLP_NOTHING_LIKE_IT: no setting has a similar name"):
+        S.load(env={"NLP_NOTHING_LIKE_IT": "1"})
+    # variables the dbt profiles read are not settings, and are not refused
+    assert S.load(env={"NLP_ATHENA_S3_DATA_DIR": "s3://b/marts/", "NLP_PG_PORT": "5432"}).lake_root == "lake"
+
+
+def test_every_nlp_variable_dbt_reads_is_a_setting_or_declared_external():
+    import re
+
+    from spark_jobs.settings import PROJECT_ROOT
+
+    read = set()
+    for path in (PROJECT_ROOT / "dbt").rglob("*"):
+        if path.suffix in (".yml", ".sql") and "target" not in path.parts:
+            read |= set(re.findall(r"env_var\(\s*'(NLP_[A-Z0-9_]+)'", path.read_text()))
+    settings = {S.env_name(f) for f in S.Settings.__dataclass_fields__}
+    assert read and read <= settings | S.EXTERNAL_ENV, read - settings - S.EXTERNAL_ENV
+    assert S.EXTERNAL_ENV - {"NLP_CODE_VERSION", "NLP_BATCH_HOME"} <= read  # nothing stale
+
+
 def test_as_env_round_trips():
     s = S.load(env={}, replay_days=2, gpu=True)
     assert S.load(env=s.as_env()) == s
+
+
+def test_only_does_not_exist_means_no_model(tmp_path):
+    """An alias or version that does not exist is "no model"; a store that cannot be used is not."""
+    import pytest
+
+    from spark_jobs import registry
+
+    settings = S.load(env={}, mlflow_tracking_uri=f"sqlite:///{tmp_path}/m.db", mlflow_artifact_root=str(tmp_path / "a"))
+    assert registry.champion(settings) is None  # no registered model at all
+    registry.client(settings).create_registered_model(settings.model_name)
+    assert registry.champion(settings) is None and registry.version(settings, "7") is None  # no alias, no version
+    # a store that cannot be opened (a server that does not answer is the same, after MLflow's own
+    # ten retries, about 100 s: too slow for a unit test)
+    broken = settings.replace(mlflow_tracking_uri="sqlite:////proc/version/mlflow.db")
+    with pytest.raises(registry.RegistryUnavailable) as stop:
+        registry.champion(broken)
+    assert stop.value.exit_code == 10 and "sqlite:////proc/version/mlflow.db cannot be used" in str(stop.value)
+    assert registry.redacted("postgresql+psycopg2://u:secret@db:5432/x") == "postgresql+psycopg2://u:***@db:5432/x"

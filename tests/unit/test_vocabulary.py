@@ -30,7 +30,7 @@ def test_a_stage_or_status_outside_the_vocabulary_is_refused_before_it_is_writte
     from spark_jobs.runlog import StageStopped, stage_run
 
     with pytest.raises(ValueError, match="'paused' is not a valid RunStatus"):
-        StageStopped("stop", status="paused")
+        StageStopped("stop", exit_code=3, status="paused")
     with pytest.raises(ValueError, match="'retrain' is not a valid Stage"):
         with stage_run(settings, "retrain", "2026-11-01"):
             pass

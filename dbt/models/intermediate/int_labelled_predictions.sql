@@ -22,4 +22,4 @@ from scored
 join {{ ref('stg_labels') }} as labels
     on  labels.review_id = scored.review_id
     and labels.ingest_date = scored.ingest_date
-where not scored.seen_in_training  -- never null: staging reads a missing value as false
+where scored.seen_in_training = false  -- null (scope unknown) is left out too

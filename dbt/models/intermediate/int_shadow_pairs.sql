@@ -20,5 +20,5 @@ join {{ ref('int_current_predictions') }} as champion
 left join {{ ref('stg_labels') }} as labels
     on  labels.review_id = shadow.review_id
     and labels.ingest_date = shadow.ingest_date
-    and not shadow.seen_in_training
-    and not champion.seen_in_training
+    and shadow.seen_in_training = false      -- null (scope unknown) never judges a model
+    and champion.seen_in_training = false

@@ -1,5 +1,5 @@
 -- One row per batch (ingest_date): what the ingest run counted (landed = curated + quarantined +
--- duplicates), what the lake holds, and the most frequent quarantine reasons.
+-- duplicates + lost), what the lake holds, and the most frequent quarantine reasons.
 with ingest_runs as (
     select
         *,
@@ -77,7 +77,9 @@ select
     ingest_run.rows_out                                             as curated,
     ingest_run.rows_rejected                                        as quarantined,
     ingest_run.rows_duplicate                                       as duplicates,
+    ingest_run.rows_lost                                            as lost,
     ingest_run.rows_in = ingest_run.rows_out + ingest_run.rows_rejected + coalesce(ingest_run.rows_duplicate, 0)
+                         + coalesce(ingest_run.rows_lost, 0)
                                                                     as is_balanced,
     {{ ratio('ingest_run.rows_rejected', 'ingest_run.rows_in') }}   as share_quarantined,
     cast(coalesce(curated.n_rows, 0) as bigint)                     as curated_in_lake,

@@ -11,6 +11,7 @@ select
     rows_out,
     rows_rejected,
     rows_duplicate,
+    rows_lost,
     model_name,
     {{ safe_cast_integer('model_version') }}      as model_version,
     code_version,

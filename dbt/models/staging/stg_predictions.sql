@@ -10,5 +10,5 @@ select
     model_name,
     model_version,
     run_id,
-    coalesce(seen_in_training, false)  as seen_in_training
+    seen_in_training                   -- null: the version's training scope is unknown
 from {{ lake_source('predictions') }} as predictions
