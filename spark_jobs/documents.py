@@ -242,18 +242,27 @@ def _parse_parquet(path: str, data: bytes, spec: dict, notes: list[str]):
 
 # --- cleaning --------------------------------------------------------------------------------------
 
-_TAG = re.compile(r"<[^>]{0,200}>")
+# Anything a browser would read as markup: a tag of any length (a "<" right before a name, "/", "!"
+# or "?"), one never closed running to the end of the text, and comments. "I <3 it" and "a < b" are
+# text, not tags, and stay.
+_TAG = re.compile(r"<!--.*?(?:-->|$)|<[/!?]?[A-Za-z][^>]*(?:>|$)", re.DOTALL)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\ufeff]")
 _SPACE = re.compile(r"\s+")
 
 
 def clean_text(value: str | None) -> str | None:
-    """NFC, HTML tags and entities removed, control characters dropped, whitespace collapsed;
-    blank becomes None."""
+    """NFC, HTML entities decoded, then tags removed, control characters dropped, whitespace collapsed;
+    blank becomes None. Entities go first: decoding after the tags are gone would turn a landed
+    "&lt;img src=x onerror=...&gt;" into a live tag (and "&amp;lt;" is decoded until nothing changes)."""
     if value is None:
         return None
     t = unicodedata.normalize("NFC", value)
-    t = html.unescape(_TAG.sub(" ", t))
+    for _ in range(5):
+        decoded = html.unescape(t)
+        if decoded == t:
+            break
+        t = decoded
+    t = _TAG.sub(" ", t)
     t = _SPACE.sub(" ", _CONTROL.sub("", t)).strip()
     return t or None
 

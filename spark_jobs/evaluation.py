@@ -79,14 +79,15 @@ def vader_predictions(texts: pd.Series) -> pd.DataFrame:
     return pd.DataFrame({"label": label, "confidence": (compound.abs() + 1) / 2}, index=texts.index)
 
 
-def compare(candidate: pd.DataFrame, champion: pd.DataFrame, texts: pd.Series, samples: int = 10) -> dict:
+def compare(candidate: pd.DataFrame, champion: pd.DataFrame, samples: int = 10) -> dict:
     """Differential report on the same rows: metric and per-class F1 differences, and a sample of
-    documents where the two models disagree (with the true label)."""
+    documents where the two models disagree, by review_id with the true label: the texts stay in the
+    lake (look them up in curated), never in the registry."""
     cand, champ = metrics(candidate), metrics(champion)
     joined = candidate.set_index("review_id")[["truth", "label"]].join(
         champion.set_index("review_id")[["label"]], rsuffix="_champion", how="inner")
     differ = joined[joined["label"] != joined["label_champion"]]
-    sample = differ.head(samples).join(texts.rename("text"))
+    sample = differ.head(samples)
     return {
         "rows": int(len(joined)),
         "candidate": {k: round(v, 4) for k, v in cand.items()},
@@ -94,8 +95,8 @@ def compare(candidate: pd.DataFrame, champion: pd.DataFrame, texts: pd.Series, s
         "difference": {k: round(cand[k] - champ[k], 4) for k in ("accuracy", "macro_f1", *[f"f1_{c}" for c in LABELS])},
         "agreement": round(1 - len(differ) / max(len(joined), 1), 4),
         "disagreements": [
-            {"review_id": rid, "truth": r.truth, "candidate": r.label, "champion": r.label_champion,
-             "text": (r.text or "")[:200]} for rid, r in sample.iterrows()
+            {"review_id": rid, "truth": r.truth, "candidate": r.label, "champion": r.label_champion}
+            for rid, r in sample.iterrows()
         ],
     }
 
@@ -106,8 +107,8 @@ def report_markdown(report: dict, decision: str) -> str:
              "| metric | candidate | champion | difference |", "|---|---|---|---|"]
     for k, d in report["difference"].items():
         lines.append(f"| {k} | {report['candidate'][k]:.4f} | {report['champion'][k]:.4f} | {d:+.4f} |")
-    lines += ["", "## Sample disagreements", "", "| review | truth | candidate | champion | text |", "|---|---|---|---|---|"]
+    lines += ["", "## Sample disagreements (texts: curated zone, by review_id)", "",
+              "| review | truth | candidate | champion |", "|---|---|---|---|"]
     for d in report["disagreements"]:
-        text = d["text"].replace("|", "/").replace("\n", " ")
-        lines.append(f"| {d['review_id']} | {d['truth']} | {d['candidate']} | {d['champion']} | {text} |")
+        lines.append(f"| {d['review_id']} | {d['truth']} | {d['candidate']} | {d['champion']} |")
     return "\n".join(lines) + "\n"

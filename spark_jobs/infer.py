@@ -73,6 +73,8 @@ def _score(spark, settings: Settings, date: str, ref: registry.ModelRef, zone: s
             return rec
         try:
             model = registry.load_pipeline(settings, ref)
+        except StageStopped:
+            raise
         except Exception as exc:
             raise StageStopped(f"{stage} {date}: model {ref.uri} cannot be loaded: {exc}".splitlines()[0],
                                exit_code=ExitCode.NO_CHAMPION, status=RunStatus.FAILED) from exc

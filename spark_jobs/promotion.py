@@ -34,7 +34,7 @@ def gate(spark: SparkSession, settings: Settings, candidate: registry.ModelRef, 
         return "already champion"
     champion_model = registry.load_pipeline(settings, champion)
     champion_test = scored_frame(champion_model, splits.test, settings.max_sentence_length)
-    report = evaluation.compare(candidate_test, champion_test, splits.test_texts)
+    report = evaluation.compare(candidate_test, champion_test)
     gain = report["difference"]["macro_f1"]
     if passes(report["candidate"]["macro_f1"], report["champion"]["macro_f1"], settings.promotion_margin):
         registry.set_alias(settings, PREVIOUS, champion.version)

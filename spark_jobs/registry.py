@@ -114,17 +114,39 @@ def set_alias(settings: Settings, alias: str, version: str) -> None:
     client(settings).set_registered_model_alias(settings.model_name, alias, str(version))
 
 
+ARTIFACT_HASH_TAG = "artifact_sha256"
+
+
+def artifact_hash(folder: str) -> str:
+    """sha256 over every file of a model folder (relative path and bytes, in path order)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for root, _, files in sorted(os.walk(folder)):
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            digest.update(os.path.relpath(path, folder).encode() + b"\0")
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+            digest.update(b"\0")
+    return digest.hexdigest()
+
+
 def log_pipeline(settings: Settings, pipeline_model, name: str = "model") -> ModelRef:
-    """Logs a fitted Spark pipeline in the active run and registers it under settings.model_name."""
+    """Logs a fitted Spark pipeline in the active run, registers it under settings.model_name and
+    records the sha256 of its artifacts as a version tag: load_pipeline checks it."""
     import mlflow
+    import mlflow.artifacts
     import mlflow.spark
 
     client(settings)
-    mlflow.spark.log_model(pipeline_model, artifact_path=name, registered_model_name=settings.model_name)
+    info = mlflow.spark.log_model(pipeline_model, artifact_path=name, registered_model_name=settings.model_name)
     run = mlflow.active_run()
-    versions = client(settings).search_model_versions(f"name='{settings.model_name}' and run_id='{run.info.run_id}'")
-    version = max(int(v.version) for v in versions)
-    return ModelRef(settings.model_name, str(version), run.info.run_id)
+    ref = ModelRef(settings.model_name, str(info.registered_model_version), run.info.run_id)
+    local = mlflow.artifacts.download_artifacts(artifact_uri=ref.uri)
+    client(settings).set_model_version_tag(ref.name, ref.version, ARTIFACT_HASH_TAG, artifact_hash(local))
+    return ref
 
 
 def version(settings: Settings, number: str) -> ModelRef | None:
@@ -170,10 +192,20 @@ _loaded: dict[str, object] = {}  # (tracking uri, model uri) -> fitted pipeline,
 
 
 def load_pipeline(settings: Settings, ref: ModelRef):
+    """The fitted pipeline of a version, once its artifacts match the sha256 recorded when it was
+    registered (a version registered before hashes were recorded loads as it is)."""
+    import mlflow.artifacts
     import mlflow.spark
 
     key = f"{settings.mlflow_uri}|{ref.uri}"
     if key not in _loaded:
-        client(settings)
-        _loaded[key] = mlflow.spark.load_model(ref.uri)
+        with store(settings):
+            recorded = client(settings).get_model_version(ref.name, ref.version).tags.get(ARTIFACT_HASH_TAG)
+        local = mlflow.artifacts.download_artifacts(artifact_uri=ref.uri)
+        if recorded and artifact_hash(local) != recorded:
+            raise StageStopped(f"model {ref.uri}: its artifacts changed since it was registered (sha256 "
+                               f"{artifact_hash(local)[:12]}..., recorded {recorded[:12]}...); refusing to load "
+                               "it: register it again (make train) or roll back (make promote VERSION=N FORCE=1)",
+                               exit_code=ExitCode.NO_CHAMPION, status=RunStatus.FAILED)
+        _loaded[key] = mlflow.spark.load_model(local)
     return _loaded[key]

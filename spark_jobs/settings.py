@@ -207,6 +207,10 @@ class Settings:
         return dataclasses.replace(self, **changes).validated()
 
     def validated(self) -> "Settings":
+        import re
+
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", self.model_name):
+            raise SettingsError(f"setting model_name={self.model_name!r}: letters, digits, '_', '.' and '-' only")
         if self.target not in ("local", "emr"):
             raise SettingsError(f"setting target={self.target!r}: expected 'local' or 'emr'")
         if self.date:

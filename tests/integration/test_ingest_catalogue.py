@@ -119,6 +119,13 @@ CASES = [
          landed=14, curated=12, reasons={"review_id_missing": 2}),
     Case("an id longer than any warehouse column", {"reviews": ("longid.csv", reviews(*GOOD, ("9" * 300, "t", "odd id", "5")))},
          landed=13, curated=12, reasons={"field_too_long": 1}),
+    Case("markup planted in every text field", {"markup": ("xss.csv", (
+        "id,title,body,stars,product,dept,cls\n"
+        '1,"&lt;img src=x onerror=alert(1)&gt;","<img src=x ' + "a" * 300 + ' onerror=alert(1)> fine",5,'
+        '"<b>p1</b>","&amp;lt;script&amp;gt;x&amp;lt;/script&amp;gt;Tops","<svg onload=alert(1)"\n').encode())},
+         landed=1, curated=1, check=lambda df: not df.drop(columns=["source_line", "rating", "text_truncated"])
+         .astype(str).apply(lambda col: col.str.contains(r"<[/!?]?[A-Za-z]")).any().any()
+         and text_of(df, "x-1") == "fine"),
     Case("HTML and control characters", {"reviews": ("html.csv", reviews(*GOOD, ("80", "t", "<p>Great&nbsp;fit &amp; <b>soft</b></p>\x07\x1b", "5")))},
          landed=13, curated=13, check=lambda df: text_of(df, "wcr-80") == "Great fit & soft"),
     Case("JSON lines with bad lines", {"jsonl": ("a.jsonl", b"".join(b'{"id": %d, "body": "ok %d", "stars": 4.0}\n' % (i, i) for i in range(14))
@@ -152,6 +159,9 @@ def sources_file(tmp_path_factory):
             "department": None, "class": None}
     sources["jsonl"] = {"format": "jsonl", "id_prefix": "j-", "columns": cols}
     sources["parquet"] = {"format": "parquet", "id_prefix": "p-", "columns": cols}
+    sources["markup"] = {"format": "csv", "id_prefix": "x-", "columns": {
+        "review_id": "id", "text": "body", "title": "title", "rating": "stars", "product_id": "product",
+        "department": "dept", "class": "cls"}}
     path = tmp_path_factory.mktemp("conf") / "sources.yml"
     path.write_text(yaml.safe_dump(sources))
     return str(path)

@@ -63,7 +63,7 @@ def test_gate_promotes_a_better_model_and_refuses_a_worse_one(spark, lake, train
     report = registry.client(lake).download_artifacts(worse.outputs["mlflow_run_id"], "promotion/report.json")
     body = json.load(open(report))
     assert body["champion_version"] == "2" and body["difference"]["macro_f1"] < 0.01
-    assert body["disagreements"] and {"truth", "candidate", "champion", "text"} <= set(body["disagreements"][0])
+    assert body["disagreements"] and set(body["disagreements"][0]) == {"review_id", "truth", "candidate", "champion"}
 
     # the challenger is refused again when asked explicitly, and a forced rollback is recorded
     moved = registry_copy(lake, tmp_path)
@@ -126,3 +126,26 @@ def test_a_broken_champion_stops_with_a_clear_message(spark, lake, trained, tmp_
     with pytest.raises(StageStopped) as stop:
         infer.run(spark, broken, D2)
     assert stop.value.exit_code == ExitCode.NO_CHAMPION and "cannot be loaded" in str(stop.value)
+
+
+@pytest.mark.slow
+def test_a_champion_whose_artifacts_changed_since_registration_is_refused(spark, lake, trained, tmp_path):
+    import mlflow.artifacts
+
+    from spark_jobs.runlog import StageStopped
+
+    moved = registry_copy(lake, tmp_path)
+    client = registry.client(moved)
+    champion = registry.champion(moved)
+    recorded = client.get_model_version(champion.name, champion.version).tags[registry.ARTIFACT_HASH_TAG]
+    copy = mlflow.artifacts.download_artifacts(artifact_uri=champion.uri, dst_path=str(tmp_path / "model"))
+    assert registry.artifact_hash(copy) == recorded  # recorded at registration
+    # a copy of the champion's files with one byte changed, registered under the champion's hash
+    victim = sorted(p for p in (tmp_path / "model").rglob("*") if p.is_file() and p.suffix != ".crc")[0]
+    victim.write_bytes(victim.read_bytes() + b" ")
+    mv = client.create_model_version(moved.model_name, source=copy, run_id=champion.run_id)
+    client.set_model_version_tag(moved.model_name, mv.version, registry.ARTIFACT_HASH_TAG, recorded)
+    registry.set_alias(moved, registry.CHAMPION, mv.version)
+    with pytest.raises(StageStopped) as stop:
+        infer.run(spark, moved, D2)
+    assert stop.value.exit_code == ExitCode.NO_CHAMPION and "changed since it was registered" in str(stop.value)

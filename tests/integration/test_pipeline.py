@@ -13,6 +13,15 @@ from spark_jobs.orchestrator import run_pipeline
 from tests.conftest import CORPUS, MODEL_DIR, need
 
 DATES = ["2026-11-01", "2026-11-02"]
+# Personal data planted in the first day's batch: it must stay in the lake's tables (curated, quarantine).
+EMAIL, PHONE = "jane.doe@example.com", "+1 555 0100"
+PLANTED = pd.DataFrame([
+    {"": "900001", "Clothing ID": "1080", "Title": f"Write to {EMAIL}", "Review Text": (
+        f"Lovely dress. Mail me at {EMAIL} or call {PHONE} about it. " + "It fits well and the fabric is soft. " * 120),
+     "Rating": "5", "Department Name": "Dresses", "Class Name": "Dresses"},
+    {"": "900002", "Clothing ID": "1080", "Title": "Odd rating", "Review Text": f"Ask {EMAIL} why the rating is odd.",
+     "Rating": EMAIL, "Department Name": "Dresses", "Class Name": "Dresses"},  # quarantined: rating_not_integer
+])
 
 
 def zone_counts(spark, lake, zone):
@@ -29,9 +38,16 @@ def first_run(spark, tmp_path_factory):
     need(MODEL_DIR)
     from tests.conftest import make_settings
 
+    from spark_jobs import landing, replay
+
     # A margin no model can clear: tfidf_logreg (trained first) is champion, minilm_logreg the challenger.
-    settings = make_settings(tmp_path_factory.mktemp("e2e"), replay_limit=300, replay_days=2, promotion_margin=1.0)
+    root = tmp_path_factory.mktemp("e2e")
+    settings = make_settings(root, replay_limit=300, replay_days=2, promotion_margin=1.0)
     lines = []
+    replay.replay(settings, log=lines.append)
+    planted = root / "planted.csv"
+    PLANTED.to_csv(planted, index=False)
+    landing.land(settings, str(planted), DATES[0], "reviews")
     records = run_pipeline(settings, log=lines.append)
     return settings, records, lines
 
@@ -60,8 +76,7 @@ def test_every_landed_row_is_accounted_for_and_scored_once(spark, first_run):
     preds = predictions(spark, lake)
     infer_run = {r.ingest_date: r.run_id for r in records if r.stage == "infer"}
     for d in DATES:
-        (raw_file,) = storage.list_files(lake.partition("raw", d))
-        landed = len(pd.read_csv(raw_file, dtype=str))  # read independently of Spark
+        landed = sum(len(pd.read_csv(f, dtype=str)) for f in storage.list_files(lake.partition("raw", d)))  # read independently of Spark
         dup = ingest_records[d].rows_duplicate
         assert landed == curated[d] + quarantined[d] + dup
         day = preds[preds.ingest_date.astype(str) == d]
@@ -169,3 +184,31 @@ def test_a_batch_missing_a_column_is_blocked_before_inference(spark, first_run, 
     runs = [json.loads(storage.read_text(f)) for f in storage.list_files(lake.zone("runs"))]
     assert {"stage": "ingest", "status": "blocked"}.items() <= next(
         r for r in runs if r["ingest_date"] == "2026-11-09" and r["stage"] == "ingest").items()
+
+
+@pytest.mark.slow
+def test_planted_personal_data_stays_in_the_lakes_tables(first_run):
+    """The planted e-mail address and phone number are in the curated and quarantine tables (their place)
+    and nowhere else: not in run records, validation results, Data Docs, MLflow (database and
+    artifacts), reports, logs or what the run printed."""
+    settings, _, lines = first_run
+    lake = Lake(settings)
+    curated = pd.read_parquet(lake.partition("curated", DATES[0]))
+    quarantine = pd.read_parquet(lake.partition("quarantine", DATES[0]))
+    assert curated.text.str.contains(EMAIL, regex=False).sum() == 1
+    assert quarantine.rating_raw.eq(EMAIL).sum() == 1
+    tables = {lake.zone(z) for z in ("raw", "curated", "quarantine", "duplicates", "labels")}
+    places = [settings.path("lake_root"), settings.path("mlflow_artifact_root"), settings.path("reports_dir"),
+              settings.path("log_dir"), settings.mlflow_uri[len("sqlite:///"):]]
+    searched, found = 0, []
+    for place in places:
+        files = [place] if os.path.isfile(place) else [os.path.join(r, f) for r, _, fs in os.walk(place) for f in fs]
+        for path in files:
+            if any(path.startswith(t + os.sep) for t in tables):
+                continue
+            searched += 1
+            data = open(path, "rb").read()
+            if EMAIL.encode() in data or PHONE.encode() in data:
+                found.append(path)
+    assert searched > 50 and found == []
+    assert not [line for line in lines if EMAIL in line or PHONE in line]

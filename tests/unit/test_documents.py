@@ -2,6 +2,7 @@
 import gzip
 import io
 import json
+import re
 
 import pandas as pd
 import pyarrow as pa
@@ -104,3 +105,24 @@ def test_the_text_hash_ignores_case_and_spacing():
     a = D.clean(pd.DataFrame([{c: None for c in [*D.CANONICAL, *D.META]} | {"text": "Love  it!"}]), 100)
     b = D.clean(pd.DataFrame([{c: None for c in [*D.CANONICAL, *D.META]} | {"text": "love it!"}]), 100)
     assert a.text_hash[0] == b.text_hash[0]
+
+
+LIVE_TAG = re.compile(r"<[/!?]?[A-Za-z]")
+
+
+@pytest.mark.parametrize("planted", [
+    "&lt;img src=x onerror=alert(1)&gt;",                       # entities that decode to a tag
+    "&amp;lt;script&amp;gt;alert(1)&amp;lt;/script&amp;gt;",    # encoded twice
+    "<img src=x " + "a" * 300 + " onerror=alert(1)>",           # a tag longer than 200 characters
+    "<img src=x onerror=alert(1)",                              # a tag never closed
+    "<scr<script>ipt>alert(1)</script>",                        # a tag hidden in a tag
+    "<!-- <script>alert(1)</script> -->",
+])
+def test_cleaning_never_leaves_or_creates_markup(planted):
+    out = D.clean_text(f"Nice dress {planted} would buy again")
+    assert out is not None and not LIVE_TAG.search(out), out
+    assert out.startswith("Nice dress")
+
+
+def test_text_that_only_looks_like_markup_stays():
+    assert D.clean_text("I <3 it, and 2 < 3 > 1") == "I <3 it, and 2 < 3 > 1"

@@ -46,13 +46,13 @@ def test_compare_reports_differences_and_disagreements_on_shared_rows():
     truth = ["positive", "negative", "neutral", "positive"]
     candidate = frame(truth, ["positive", "negative", "neutral", "negative"], [0.9] * 4)
     champion = frame(truth, ["positive", "positive", "positive", "positive"], [0.9] * 4)
-    texts = pd.Series(["a", "b", "c", "d"], index=[f"r{i}" for i in range(4)])
-    report = evaluation.compare(candidate, champion, texts)
+    report = evaluation.compare(candidate, champion)
     assert report["rows"] == 4 and report["agreement"] == 0.25
     assert report["difference"]["accuracy"] == 0.25  # 3/4 right against 2/4
     assert {d["review_id"] for d in report["disagreements"]} == {"r1", "r2", "r3"}
     md = evaluation.report_markdown(report, "promoted")
-    assert "| macro_f1 |" in md and "| r1 | negative | negative | positive | b |" in md
+    assert "| macro_f1 |" in md and "| r1 | negative | negative | positive |" in md
+    assert "text" not in str(report["disagreements"])  # ids only: texts never go into the registry
 
 
 @pytest.mark.parametrize("candidate, champion, margin, expected", [
