@@ -12,6 +12,7 @@ PYTHON  ?= python3
 VENV    := .venv
 PY      := $(VENV)/bin/python
 JARS    := .cache/jars
+COMMA   := ,
 
 override TARGET  := $(or $(value TARGET),local)
 override DATE    := $(value DATE)
@@ -36,7 +37,7 @@ EMR_CACHE := .cache/emr
 YES = $(filter 1 true yes,$(1))
 
 .PHONY: setup run land unland replay ingest train infer promote dbt report test test-fast bench clean clean-lake \
-        help synth deploy destroy preflight emr-artifacts emr-locks
+        help synth deploy destroy preflight emr-artifacts emr-locks maintain
 
 ## help: this list (the `## ` comments of the Makefile)
 help:
@@ -111,6 +112,10 @@ promote: setup
 dbt: setup
 	$(JOB) dbt
 
+## maintain: compact the lake's tables, expire snapshots past NLP_SNAPSHOT_RETENTION_DAYS, delete orphan files
+maintain: setup
+	$(JOB) maintain
+
 ## synth: write the CloudFormation stack that deploy sends, emr/build/stack.json (AWS: emr/README.md)
 synth: setup
 	$(EMR) synth
@@ -149,7 +154,7 @@ $(EMR_CACHE)/wheelhouse/.downloaded: emr/requirements-runtime.lock emr/requireme
 
 $(EMR_CACHE)/jars/%/.resolved: jars/pom.xml
 	@rm -rf $(@D) && mkdir -p $(@D)
-	mvn -C -q -B -f jars/pom.xml $(if $(filter gpu,$*),-P gpu) dependency:copy-dependencies -DincludeScope=runtime \
+	mvn -C -q -B -f jars/pom.xml -P $(if $(filter gpu,$*),emr$(COMMA)gpu,emr) dependency:copy-dependencies -DincludeScope=runtime \
 	    -DexcludeArtifactIds=hadoop-aws,aws-java-sdk-bundle,wildfly-openssl -DoutputDirectory=$(CURDIR)/$(@D)
 	@touch $@
 

@@ -18,12 +18,8 @@ export NLP_MLFLOW_TRACKING_URI
 mkdir -p "$NLP_REPORTS_DIR"
 cd "$APP"
 
-if [ "$stage" = dbt ]; then
-  # The lake's Glue tables (CREATE ... IF NOT EXISTS, partition projection): dbt's sources on Athena.
-  "$APP/venv/bin/dbt" run-operation lake_glue_ddl --args '{apply: true}' --target athena \
-    --project-dir "$NLP_DBT_PROJECT_DIR" --profiles-dir "$NLP_DBT_PROJECT_DIR"
-fi
-
+# The lake's tables are Iceberg tables in the Glue Data Catalog, registered by the jobs' own commits:
+# dbt's sources on Athena need no DDL step.
 set +e
 "$APP/venv/bin/python" -m spark_jobs "$@"
 rc=$?

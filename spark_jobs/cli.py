@@ -29,9 +29,10 @@ COMMANDS = {
     "promote": "promotion gate for --model-version (default: the challenger); --force skips the gate",
     "dbt": "build and test the warehouse",
     "report": "monitoring report for --date",
+    "maintain": "compact the lake's tables, expire old snapshots, delete orphan files (weekly)",
 }
 NEEDS_DATE = {"land", "unland", "ingest", "infer", "report"}
-NEEDS_LAKE = {"ingest", "train", "infer", "promote", "dbt", "report", "unland"}
+NEEDS_LAKE = {"ingest", "train", "infer", "promote", "dbt", "report", "unland", "maintain"}
 EXIT_TABLE = "exit codes: " + "; ".join(f"{c.value} {c.name.lower().replace('_', ' ')}" for c in ExitCode)
 
 
@@ -104,7 +105,7 @@ def check_inputs(command: str, s) -> None:
     if command == "infer":
         if not lake.is_ingested(date):
             raise settings_mod.SettingsError(
-                f"infer {date}: the date is landed but not ingested (no {lake.completion_marker(date)}); "
+                f"infer {date}: the date is landed but its batch is not committed (no ingest of it succeeded); "
                 f"run `make ingest DATE={date}` first")
         _need_champion(s)
     if command == "train" and not lake.ingested_dates():
@@ -114,6 +115,10 @@ def check_inputs(command: str, s) -> None:
         from . import report
 
         report.check_inputs(s, date)
+    if command == "dbt" and s.dbt_target == "local":
+        from .warehouse import lake_vars
+
+        lake_vars(s)  # a lake with no table is a wrong setting, before dbt starts
     if command == "unland" and not storage.list_files(lake.partition("raw", date)):
         raise settings_mod.SettingsError(f"unland {date}: nothing is landed for {date} under {lake.zone('raw')}")
 
@@ -128,11 +133,10 @@ def _need_champion(s) -> None:
 
 def dispatch(args, s) -> None:
     cmd = args.command
-    from .lake import Lake
+    from .migration import migrate
 
-    moved = Lake(s).migrate_legacy_zones()
-    if moved:
-        print(f"lake: moved {', '.join(moved)} from their old names (_{', _'.join(moved)})", file=sys.stderr)
+    if cmd != "run":  # run_pipeline migrates itself
+        migrate(s, log=lambda line: print(line, file=sys.stderr))
     if cmd == "run":
         from .orchestrator import run_pipeline
 
@@ -144,7 +148,8 @@ def dispatch(args, s) -> None:
     elif cmd == "unland":
         from .landing import unland
 
-        print(f"unlanded {args.file} from {s.date}; a copy is kept at {unland(s, args.file, s.date)}")
+        print(f"unlanded {args.file} from {s.date}; a copy is kept at {unland(s, args.file, s.date)}; "
+              f"`make ingest DATE={s.date}` curates what is left")
     elif cmd == "replay":
         from .replay import replay
 
@@ -162,6 +167,7 @@ def dispatch(args, s) -> None:
         from .spark import get_spark
 
         spark = get_spark(s)
+        migrate(s, spark, log=lambda line: print(line, file=sys.stderr))
         if cmd == "ingest":
             from . import ingest
 
@@ -178,3 +184,7 @@ def dispatch(args, s) -> None:
             from . import promotion
 
             promotion.run(spark, s, force=args.force)
+        elif cmd == "maintain":
+            from . import maintain
+
+            maintain.run(spark, s)

@@ -1,22 +1,21 @@
 """Inference job: the registry's champion scores each curated partition it has not scored yet, and
 the challenger, when one is set, scores the same rows in shadow.
 
-    predictions/ingest_date=D/model_version=V/          the champion's: what analysts see
-    predictions_shadow/ingest_date=D/model_version=V/   the challenger's, never mixed in
+    predictions          (table, partitioned by ingest_date, model_version) the champion's: what analysts see
+    predictions_shadow   (the same layout) the challenger's, never mixed in
 
 One row per curated document: label, confidence, per-class scores, flags (long_text, non_english),
 model name, version, the run id that wrote it, and whether the model was fitted on the document
 (`seen_in_training`: dbt leaves those out of model-quality figures). A (date, version) already
-scored is skipped unless `--rescore`, so re-runs do no repeated work and a promotion re-scores
-history on the next run.
+scored (for the date's committed batch: a re-ingested date is scored again) is skipped unless
+`--rescore`, so re-runs do no repeated work and a promotion re-scores history on the next run.
 """
 from __future__ import annotations
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from . import registry, splits
-from .lake import Lake, partition_exists, write_partition
+from . import registry, splits, tables
 from .nlp import predictions_from
 from .runlog import RunRecord, StageStopped, progress, stage_run
 from .settings import Settings
@@ -37,9 +36,11 @@ def seen_in_training(scope: registry.TrainingScope | None, date: str) -> Column:
 
 def score(model, curated: DataFrame, ref: registry.ModelRef, run_id: str, max_pieces: int,
           seen: Column | None = None) -> DataFrame:
-    """Pure: curated documents -> prediction rows."""
-    return (predictions_from(model.transform(curated), ref.name, ref.version, run_id, max_pieces)
-            .withColumn("seen_in_training", F.lit(False) if seen is None else seen))
+    """Pure: curated documents (with ingest_date and batch_id) -> prediction rows of the lake's table."""
+    return (predictions_from(model.transform(curated), ref.name, ref.version, run_id, max_pieces,
+                             keep=("ingest_date", "batch_id"))
+            .withColumn("seen_in_training", F.lit(False) if seen is None else seen)
+            .withColumn("model_version", F.col("model_version").cast("int")))
 
 
 def run(spark: SparkSession, settings: Settings, date: str, rescore: bool = False) -> list[RunRecord]:
@@ -58,16 +59,15 @@ def run(spark: SparkSession, settings: Settings, date: str, rescore: bool = Fals
 
 def _score(spark, settings: Settings, date: str, ref: registry.ModelRef, zone: str, stage: str,
            rescore: bool) -> RunRecord:
-    lake = Lake(settings)
     with stage_run(settings, stage, date) as rec:
         rec.model_name, rec.model_version = ref.name, ref.version
-        source = lake.partition("curated", date)
-        if not lake.is_ingested(date):
-            raise StageStopped(f"{stage} {date}: not ingested completely ({lake.completion_marker(date)} is "
-                               f"missing); run `make ingest DATE={date}` first",
+        batch = tables.committed(settings).get(date)
+        if batch is None:
+            raise StageStopped(f"{stage} {date}: the date's batch is not committed (ingest did not finish or did "
+                               f"not succeed); run `make ingest DATE={date}` first",
                                exit_code=ExitCode.BAD_SETTING, status=RunStatus.FAILED)
-        target = lake.partition(zone, date, model_version=ref.version)
-        if partition_exists(spark, target) and not rescore:
+        found_at = tables.current_snapshot(spark, settings, zone)
+        if not rescore and scored_already(spark, settings, zone, date, ref.version, batch):
             rec.status = RunStatus.SKIPPED
             rec.message = f"already scored by {ref.name} v{ref.version}"
             return rec
@@ -78,13 +78,29 @@ def _score(spark, settings: Settings, date: str, ref: registry.ModelRef, zone: s
         except Exception as exc:
             raise StageStopped(f"{stage} {date}: model {ref.uri} cannot be loaded: {exc}".splitlines()[0],
                                exit_code=ExitCode.NO_CHAMPION, status=RunStatus.FAILED) from exc
-        curated = spark.read.parquet(source).repartition(scoring_partitions(spark, settings), "review_id")
+        curated = (tables.read(spark, settings, "curated", [date])
+                   .repartition(scoring_partitions(spark, settings), "review_id"))
         rec.rows_in = curated.count()
         progress(stage, date, f"scoring {rec.rows_in:,} rows with {ref.name} v{ref.version}")
         seen = seen_in_training(registry.training_scope(settings, ref), date)
-        write_partition(spark, score(model, curated, ref, rec.run_id, settings.max_sentence_length, seen), target)
-        written = spark.read.parquet(target)
+        rows = score(model, curated, ref, rec.run_id, settings.max_sentence_length, seen)
+        where = (F.col("ingest_date") == date) & (F.col("model_version") == int(ref.version))
+        try:
+            snapshot = tables.write_partitions(spark, settings, zone, rows, where, rec.run_id, found_at)
+        except tables.ConcurrentCommit as exc:
+            raise StageStopped(f"{stage} {date}: refused, {exc}", exit_code=ExitCode.LOCKED,
+                               status=RunStatus.FAILED) from None
+        written = spark.table(tables.table(spark, settings, zone)).where(where & (F.col("run_id") == rec.run_id))
         rec.rows_out = written.count()
-        rec.outputs.update({"predictions": target,
+        rec.outputs.update({"table": zone, "snapshots": {zone: snapshot},
                             "flagged": written.where("size(flags) > 0").count()})
     return rec
+
+
+def scored_already(spark, settings: Settings, zone: str, date: str, version: str, batch: str) -> bool:
+    """The version scored the date's committed batch before (a re-ingested date is scored again)."""
+    if not tables.exists(spark, settings, zone):
+        return False
+    return spark.table(tables.table(spark, settings, zone)).where(
+        (F.col("ingest_date") == date) & (F.col("model_version") == int(version)) & (F.col("batch_id") == batch)
+    ).limit(1).count() > 0

@@ -20,8 +20,8 @@ import time
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from . import census, data_docs, documents, quality, storage
-from .lake import Lake, LockedError, lock, write_partition
+from . import census, data_docs, documents, quality, storage, tables
+from .lake import Lake
 from .landing import load_sources
 from .nlp import label_of_rating
 from .runlog import RunRecord, StageStopped, stage_run
@@ -143,13 +143,12 @@ def read_batch(spark: SparkSession, settings: Settings, date: str) -> tuple[Data
     return with_derived(batch), counted
 
 
-def earlier_batches(spark: SparkSession, lake: Lake, date: str) -> DataFrame | None:
-    dates = [d for d in lake.dates("curated") if d < date]
-    if not dates:
+def earlier_batches(spark: SparkSession, settings: Settings, date: str) -> DataFrame | None:
+    """(review_id, text_hash, ingest_date) of every document curated on an earlier date."""
+    curated = tables.read(spark, settings, "curated")
+    if curated is None:
         return None
-    return (spark.read.option("basePath", lake.zone("curated"))
-            .parquet(*[lake.partition("curated", d) for d in dates])
-            .select("review_id", "text_hash", F.col("ingest_date").cast("string")))
+    return curated.where(F.col("ingest_date") < date).select("review_id", "text_hash", "ingest_date")
 
 
 def _gate(settings: Settings, lake: Lake, date: str, batch: DataFrame, acc: census.Accounting,
@@ -180,10 +179,11 @@ def run(spark: SparkSession, settings: Settings, date: str) -> RunRecord:
     lake = Lake(settings)
     with stage_run(settings, "ingest", date) as rec:
         try:
-            with lock(settings, f"ingest-{date}"):
-                _ingest(spark, settings, lake, date, rec)
-        except LockedError as exc:
-            raise StageStopped(f"ingest {date}: refused, {exc}", exit_code=ExitCode.LOCKED, status=RunStatus.FAILED) from None
+            _ingest(spark, settings, lake, date, rec)
+        except tables.ConcurrentCommit as exc:
+            raise StageStopped(f"ingest {date}: refused, {exc}: the other run's batch stands, this one committed "
+                               "nothing readers see; run `make ingest` again to replace it",
+                               exit_code=ExitCode.LOCKED, status=RunStatus.FAILED) from None
     return rec
 
 
@@ -198,6 +198,7 @@ def parsed_per_file(batch: DataFrame) -> dict[str, tuple[int, int]]:
 def _ingest(spark: SparkSession, settings: Settings, lake: Lake, date: str, rec: RunRecord) -> None:
     timings = rec.outputs.setdefault("seconds", {})
     clock = time.monotonic()
+    found_at = {zone: tables.current_snapshot(spark, settings, zone) for zone in tables.BATCHED}
     batch, counted = read_batch(spark, settings, date)
     batch = batch.cache()
     acc = census.reconcile(counted, parsed_per_file(batch))
@@ -217,33 +218,33 @@ def _ingest(spark: SparkSession, settings: Settings, lake: Lake, date: str, rec:
     finally:
         timings["validate"], clock = round(time.monotonic() - clock, 2), time.monotonic()
 
-    curated, quarantine, duplicates = split(batch, earlier_batches(spark, lake, date))
-    storage.delete(lake.completion_marker(date))
-    targets = {z: lake.partition(z, date) for z in ("curated", "quarantine", "duplicates", "labels")}
-    write_partition(spark, curated, targets["curated"])
-    curated = spark.read.parquet(targets["curated"])
-    write_partition(spark, quarantine, targets["quarantine"])
-    write_partition(spark, duplicates, targets["duplicates"])
-    write_partition(spark, labels(curated), targets["labels"])
+    curated, quarantine, duplicates = split(batch, earlier_batches(spark, settings, date))
+    stamp = [F.lit(rec.run_id).alias("batch_id"), F.lit(date).alias("ingest_date")]
+    curated = curated.select("*", *stamp).persist()
+    outputs = {"curated": curated, "quarantine": quarantine.select("*", *stamp),
+               "duplicates": duplicates.select("*", *stamp), "labels": labels(curated).select("*", *stamp)}
+    # One commit per table, each replacing the date's rows and validated against the table as this run
+    # found it (found_at, taken before any reading): the batch becomes visible with its run record.
+    rec.outputs["snapshots"] = {
+        zone: tables.write_partitions(spark, settings, zone, df, F.col("ingest_date") == date, rec.run_id,
+                                      found_at[zone])
+        for zone, df in outputs.items()}
     batch.unpersist()
 
     rec.rows_out = curated.count()
-    rec.rows_rejected = spark.read.parquet(targets["quarantine"]).count()
-    rec.rows_duplicate = spark.read.parquet(targets["duplicates"]).count()
+    rec.rows_rejected = spark.table(tables.table(spark, settings, "quarantine")).where(
+        (F.col("ingest_date") == date) & (F.col("batch_id") == rec.run_id)).count()
+    rec.rows_duplicate = spark.table(tables.table(spark, settings, "duplicates")).where(
+        (F.col("ingest_date") == date) & (F.col("batch_id") == rec.run_id)).count()
     truncated = curated.where("text_truncated").count()
     if truncated:
         rec.outputs["texts_truncated"] = truncated
-    rec.outputs.update(targets)
+    curated.unpersist()
     timings["split_write"] = round(time.monotonic() - clock, 2)
     if rec.rows_in != rec.rows_out + rec.rows_rejected + rec.rows_duplicate + acc.lost:
         raise StageStopped(
             f"ingest {date}: counts do not reconcile: landed {rec.rows_in} != curated {rec.rows_out} "
-            f"+ quarantined {rec.rows_rejected} + duplicates {rec.rows_duplicate} + lost {acc.lost}; the date "
-            "stays pending (no completion marker)", exit_code=ExitCode.UNEXPECTED, status=RunStatus.FAILED)
-    # Written last, after the four partitions and the reconciliation: a date is ingested only when its
-    # marker exists. Removed before the first write, so a run killed between two partition swaps
-    # leaves the date pending (the next `make run` ingests it again) instead of half-done.
-    storage.put_text(lake.completion_marker(date), json.dumps(
-        {"run_id": rec.run_id, "rows_in": rec.rows_in, "curated": rec.rows_out, "quarantined": rec.rows_rejected,
-         "duplicates": rec.rows_duplicate, "lost": rec.rows_lost}, sort_keys=True) + "\n")
+            f"+ quarantined {rec.rows_rejected} + duplicates {rec.rows_duplicate} + lost {acc.lost}; the batch "
+            "stays invisible to readers (its run did not succeed) and the date pending",
+            exit_code=ExitCode.UNEXPECTED, status=RunStatus.FAILED)
 

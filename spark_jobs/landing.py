@@ -46,8 +46,9 @@ def land(settings: Settings, file: str, date: str, source: str | None = None) ->
 
 def unland(settings: Settings, name: str, date: str) -> str:
     """Takes a landed file back out of raw/ingest_date=D/ (a file landed under the wrong source, or
-    for the wrong date): it moves to unlanded/ingest_date=D/source=S/<UTC time>-<name>, and the date
-    becomes pending again, so the next `make run` ingests what is left. Returns where the copy is."""
+    for the wrong date): it moves to unlanded/ingest_date=D/source=S/<UTC time>-<name>. The date's
+    committed batch stays what readers see until `make ingest DATE=D` replaces it with what is left.
+    Returns where the copy is."""
     import datetime as dt
 
     lake = Lake(settings)
@@ -62,5 +63,4 @@ def unland(settings: Settings, name: str, date: str) -> str:
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     aside = storage.join(lake.zone("unlanded"), f"ingest_date={date}", source, f"{stamp}-{name}")
     storage.move_file(landed[0], aside)
-    storage.delete(lake.completion_marker(date))
     return aside

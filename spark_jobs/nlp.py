@@ -159,8 +159,10 @@ def flags(text: Column, max_pieces: int) -> Column:
     ), lambda f: f.isNotNull())
 
 
-def predictions_from(scored, model_name: str, model_version: str, run_id: str, max_pieces: int = 256):
-    """Flattens the classifier's output into one prediction row per document."""
+def predictions_from(scored, model_name: str, model_version: str, run_id: str, max_pieces: int = 256,
+                     keep: tuple[str, ...] = ()):
+    """Flattens the classifier's output into one prediction row per document (plus the input columns
+    named in `keep`)."""
     from pyspark.ml.functions import vector_to_array
 
     probs = vector_to_array(F.col("probability"))
@@ -174,4 +176,5 @@ def predictions_from(scored, model_name: str, model_version: str, run_id: str, m
         F.lit(model_name).alias("model_name"),
         F.lit(str(model_version)).alias("model_version"),
         F.lit(run_id).alias("run_id"),
+        *keep,
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import time
 
-from . import infer, ingest, registry, replay, report, train, warehouse
+from . import infer, ingest, migration, registry, replay, report, tables, train, warehouse
 from .lake import Lake
 from .runlog import RunRecord, StageStopped
 from .settings import Settings
@@ -29,8 +29,7 @@ def pending_dates(settings: Settings) -> list[str]:
 def run_pipeline(settings: Settings, log=print) -> list[RunRecord]:
     started = time.monotonic()
     lake = Lake(settings)
-    for zone in lake.migrate_legacy_zones():
-        log(f"lake: moved {zone} from its old name _{zone}")
+    migration.migrate(settings, log=log)
     records: list[RunRecord] = []
     if not lake.dates("raw"):
         replay.replay(settings, log=log)
@@ -40,9 +39,11 @@ def run_pipeline(settings: Settings, log=print) -> list[RunRecord]:
                            exit_code=ExitCode.BAD_SETTING, status=RunStatus.FAILED)
 
     spark = get_spark(settings)
+    migration.migrate(settings, spark, log=log)
     scored: list[str] = []
+    committed = tables.committed(settings)
     for date in dates:
-        if settings.date or not lake.is_ingested(date):
+        if settings.date or date not in committed:
             records.append(ingest.run(spark, settings, date))
     if registry.champion(settings) is None:  # first run: learn from every batch at hand
         records += train.run(spark, settings, dates[-1])
@@ -75,7 +76,8 @@ def summarise(spark, settings: Settings, records: list[RunRecord], seconds: floa
     lake = Lake(settings)
 
     def rows(zone: str) -> int:
-        return spark.read.parquet(lake.zone(zone)).count() if lake.dates(zone) else 0
+        df = tables.read(spark, settings, zone)
+        return 0 if df is None else df.count()
 
     champ = registry.champion(settings)
     reports = sorted(r.outputs["html"] for r in records if r.stage == "report" and "html" in r.outputs)
@@ -85,8 +87,9 @@ def summarise(spark, settings: Settings, records: list[RunRecord], seconds: floa
     log(f"  lake        {lake.root}: {len(lake.dates('raw'))} landed dates; curated {rows('curated'):,} rows, "
         f"quarantine {rows('quarantine'):,}, duplicates {rows('duplicates'):,}, predictions {rows('predictions'):,}, "
         f"shadow predictions {rows('predictions_shadow'):,}")
+    log(f"  tables      {tables.catalog_db(settings) if settings.lake_catalog == 'local' else 'Glue'}: "
+        f"{', '.join(f'{settings.lake_schema}.{z}' for z in tables.ZONES)} (run records: runs)")
     log(f"  data docs   {lake.zone('quality')}/ingest_date=<D>/data_docs/index.html")
-    log(f"  run records {lake.zone('runs')}")
     challenger = registry.model_by_alias(settings, registry.CHALLENGER)
     log(f"  mlflow      {settings.mlflow_uri} (artifacts {settings.path('mlflow_artifact_root')}); "
         f"champion: {champ.uri if champ else 'none'}; challenger: {challenger.uri if challenger else 'none'}")

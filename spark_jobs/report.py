@@ -19,6 +19,7 @@ import os
 import sys
 from dataclasses import fields
 
+from . import tables
 from .runlog import RunRecord, StageStopped, stage_run
 from .settings import Settings
 from .vocabulary import ExitCode, RunStatus
@@ -42,6 +43,8 @@ def parameters(settings: Settings, date: str, out_dir: str) -> dict:
         "warehouse_target": settings.dbt_target,
         "warehouse_path": settings.path("warehouse_path"),
         "lake_root": settings.path("lake_root"),
+        "lake_tables": tables.metadata_locations(settings),  # what it reads: the snapshots current now
+        "committed": tables.committed(settings),
         "mlflow_uri": settings.mlflow_uri,
         "model_name": settings.model_name,
         "embeddings_model_dir": settings.path("embeddings_model_dir"),

@@ -1,4 +1,5 @@
-"""One record per stage run, written to <lake>/runs/stage=X/ingest_date=D/<run_id>.json.
+"""One record per stage run, appended to the lake's `runs` table (Iceberg, through pyiceberg: any
+process can write one, Spark or not).
 
 `stage_run` times a stage, prints one progress line when it ends, and writes the record on every
 path (succeeded, skipped, blocked, failed) so dbt's mart_pipeline_runs sees failures too.
@@ -14,11 +15,9 @@ import sys
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Iterator
 
-from . import storage
-from .lake import Lake
 from .settings import PROJECT_ROOT, Settings
 from .vocabulary import ExitCode, RunStatus, Stage
 
@@ -84,11 +83,79 @@ class StageStopped(Exception):
         self.status = RunStatus(status)  # a status dbt's tests do not accept fails here, not in the warehouse
 
 
-def write(settings: Settings, record: RunRecord) -> str:
-    uri = storage.join(Lake(settings).zone("runs"), f"stage={record.stage}",
-                       f"ingest_date={record.ingest_date}", f"{record.run_id}.json")
-    storage.put_text(uri, json.dumps(asdict(record), sort_keys=True) + "\n")
-    return uri
+def _run_schema():
+    import pyarrow as pa
+
+    text, number, count = pa.string(), pa.float64(), pa.int64()
+    kinds = {"seconds": number, "rows_in": count, "rows_out": count, "rows_rejected": count,
+             "rows_duplicate": count, "rows_lost": count}
+    return pa.schema([(f.name, kinds.get(f.name, text)) for f in fields(RunRecord)])
+
+
+def _as_row(record: RunRecord) -> dict:
+    row = asdict(record)
+    row["outputs"] = json.dumps(row["outputs"], sort_keys=True, default=str)  # nested and free-form: JSON text
+    return {k: (str(v) if isinstance(v, (RunStatus, Stage)) else v) for k, v in row.items()}
+
+
+def runs_table(settings: Settings):
+    """The runs table, created on first use; a table written by an older version gains the new columns."""
+    from pyiceberg.exceptions import TableAlreadyExistsError
+
+    from . import tables
+
+    schema = _run_schema()
+    table = tables.load_table(settings, "runs")
+    if table is None:
+        catalog = tables.python_catalog(settings)
+        catalog.create_namespace_if_not_exists(settings.lake_schema)
+        try:
+            table = catalog.create_table((settings.lake_schema, "runs"), schema=schema,
+                                         location=f"{tables.warehouse(settings)}/{settings.lake_schema}/runs",
+                                         properties={"format-version": "2"})
+        except TableAlreadyExistsError:  # another process created it first
+            table = tables.load_table(settings, "runs")
+    if set(schema.names) - set(table.schema().column_names):
+        with table.update_schema() as update:
+            update.union_by_name(schema)
+    return table
+
+
+def write(settings: Settings, record: RunRecord) -> int:
+    """Appends the record; returns the runs table's snapshot that holds it. Appends never conflict
+    with each other: a commit refused because another process appended first is tried again."""
+    import pyarrow as pa
+    from pyiceberg.exceptions import CommitFailedException
+
+    rows = pa.Table.from_pylist([_as_row(record)], schema=_run_schema())
+    for attempt in range(8):
+        table = runs_table(settings)
+        try:
+            table.append(rows)
+            return table.current_snapshot().snapshot_id
+        except CommitFailedException:
+            time.sleep(0.05 * 2 ** attempt)
+    raise RuntimeError(f"could not append the run record {record.run_id}: the runs table kept changing")
+
+
+def records(settings: Settings, stage: str | None = None, date: str | None = None) -> list[dict]:
+    """Run records as dicts (outputs parsed), oldest first; filtered by stage and ingest_date."""
+    from pyiceberg.expressions import AlwaysTrue, And, EqualTo
+
+    from . import tables
+
+    table = tables.load_table(settings, "runs")
+    if table is None:
+        return []
+    condition = AlwaysTrue()
+    if stage:
+        condition = And(condition, EqualTo("stage", stage))
+    if date:
+        condition = And(condition, EqualTo("ingest_date", date))
+    out = table.scan(row_filter=condition).to_arrow().to_pylist()
+    for row in out:
+        row["outputs"] = json.loads(row["outputs"] or "{}")
+    return sorted(out, key=lambda r: (r["started_at"] or "", r["run_id"]))
 
 
 def progress(stage: str, date: str, text: str) -> None:

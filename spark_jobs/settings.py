@@ -34,6 +34,14 @@ class Settings:
     # --- where things live -------------------------------------------------------------
     target: str = _doc("local (embedded stack) or emr", default="local")
     lake_root: str = _doc("root of the data lake: a folder or an s3a:// URI", default="lake")
+    lake_catalog: str = _doc("catalog of the lake's Iceberg tables: local (Iceberg's JDBC catalog on a SQLite file) "
+                             "or glue (the Glue Data Catalog; Athena and Redshift read the same tables)", default="local")
+    lake_catalog_db: str = _doc("the local catalog's SQLite file (empty: catalog.db in a local lake_root)", default="")
+    lake_schema: str = _doc("namespace (Glue database) of the lake's tables", default="nlp_lake")
+    snapshot_retention_days: int = _doc("`make maintain` expires table snapshots older than this (time travel "
+                                        "reaches back that far)", default=14)
+    orphan_file_days: int = _doc("`make maintain` deletes files no snapshot references once older than this",
+                                 default=3)
     mlflow_tracking_uri: str = _doc("MLflow tracking/registry store", default="sqlite:///mlflow.db")
     mlflow_artifact_root: str = _doc("where MLflow keeps model artifacts", default="mlartifacts")
     warehouse_path: str = _doc("DuckDB file the dbt `local` target builds", default="warehouse/nlp.duckdb")
@@ -135,8 +143,6 @@ class Settings:
     emr_stage_timeout_seconds: int = _doc("a stage (all its attempts) running longer fails the run", default=7200)
     emr_cluster_start_polls: int = _doc("status checks a cluster may take to start before the run fails",
                                         default=60)
-    emr_iceberg_catalog: str = _doc("name of the Spark catalog EMR registers for the Glue Data Catalog's Iceberg "
-                                    "tables (warehouse s3://<bucket>/lake/)", default="glue")
     athena_workgroup: str = _doc("Athena workgroup dbt runs in (on EMR: the stack's)", default="primary")
     athena_schema: str = _doc("Glue database dbt builds the marts in (on EMR: the stack's)", default="nlp_marts")
 
@@ -211,6 +217,11 @@ class Settings:
 
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", self.model_name):
             raise SettingsError(f"setting model_name={self.model_name!r}: letters, digits, '_', '.' and '-' only")
+        if self.lake_catalog not in ("local", "glue"):
+            raise SettingsError(f"setting lake_catalog={self.lake_catalog!r}: expected 'local' or 'glue'")
+        if self.lake_catalog == "local" and "://" in self.lake_root and not self.lake_catalog_db:
+            raise SettingsError(f"setting lake_catalog_db: a local catalog of a lake at {self.lake_root} needs its "
+                                "SQLite file named (or lake_catalog=glue)")
         if self.target not in ("local", "emr"):
             raise SettingsError(f"setting target={self.target!r}: expected 'local' or 'emr'")
         if self.date:
@@ -259,10 +270,11 @@ def env_name(field_name: str) -> str:
 # a default in its place.
 EXTERNAL_ENV = frozenset({
     "NLP_ATHENA_S3_STAGING_DIR", "NLP_ATHENA_S3_DATA_DIR", "NLP_ATHENA_S3_TMP_TABLE_DIR",
-    "NLP_LAKE_SCHEMA", "NLP_LAKE_S3_URI", "NLP_REDSHIFT_METHOD", "NLP_REDSHIFT_HOST",
+    "NLP_REDSHIFT_METHOD", "NLP_REDSHIFT_HOST",
     "NLP_REDSHIFT_PORT", "NLP_REDSHIFT_USER", "NLP_REDSHIFT_PASSWORD", "NLP_REDSHIFT_CLUSTER_ID",
-    "NLP_REDSHIFT_DATABASE", "NLP_REDSHIFT_SCHEMA", "NLP_REDSHIFT_SPECTRUM_ROLE", "NLP_PG_HOST", "NLP_PG_PORT",
+    "NLP_REDSHIFT_DATABASE", "NLP_REDSHIFT_SCHEMA", "NLP_PG_HOST", "NLP_PG_PORT",
     "NLP_PG_USER", "NLP_PG_PASSWORD", "NLP_PG_DATABASE", "NLP_PG_SCHEMA",
+    "NLP_DUCKDB_EXTENSIONS",  # dbt's DuckDB profile: the extension folder warehouse.py lays out
     "NLP_CODE_VERSION",   # runlog: the code version when there is no git checkout (set on EMR)
     "NLP_BATCH_HOME",     # emr/run_stage.sh: where the project is installed on a node
 })

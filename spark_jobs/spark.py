@@ -5,6 +5,7 @@ import glob
 import os
 import sys
 
+from . import tables
 from .settings import PROJECT_ROOT, Settings, SettingsError
 
 _session = None
@@ -21,9 +22,12 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.driver.maxResultSize": "0",
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.parquet.compression.codec": "zstd",
+        # The lake's tables are Apache Iceberg (tables.py): its SQL extensions, and this lake's catalog.
+        "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
+        **tables.spark_conf(settings),
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
-        # Partitions are swapped in by our own atomic rename; Spark writes no _SUCCESS noise.
+        # No _SUCCESS files beside what Spark writes outside the tables (benchmarks, exports).
         "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
         "spark.hadoop.parquet.summary.metadata.level": "NONE",
     }

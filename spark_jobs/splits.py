@@ -11,7 +11,7 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from .lake import Lake
+from . import tables
 from .nlp import LABELS, predictions_from
 from .settings import Settings
 from .spark import scoring_partitions
@@ -41,10 +41,12 @@ def frozen_split(labelled: DataFrame, test_fraction: float, validation_fraction:
 
 
 def labelled_documents(spark: SparkSession, settings: Settings, dates: list[str]) -> DataFrame:
-    lake = Lake(settings)
-    curated = spark.read.parquet(*[lake.partition("curated", d) for d in dates])
-    labels = spark.read.parquet(*[lake.partition("labels", d) for d in dates])
-    return curated.select("review_id", "title", "text").join(labels.select("review_id", "label"), "review_id")
+    """The committed curated documents of the dates that have a label."""
+    curated = tables.read(spark, settings, "curated", dates)
+    labels = tables.read(spark, settings, "labels", dates)
+    return (curated.select("review_id", "ingest_date", "title", "text")
+            .join(labels.select("review_id", "ingest_date", "label"), ["review_id", "ingest_date"])
+            .drop("ingest_date"))
 
 
 def scored_frame(model, labelled: DataFrame, max_pieces: int) -> pd.DataFrame:

@@ -48,6 +48,7 @@ class Stage(StrEnum):
     PROMOTE = "promote"
     DBT = "dbt"
     REPORT = "report"
+    MAINTAIN = "maintain"
 
 
 # The Spark NLP pipelines a model can be (spark_jobs/nlp.py builds them).

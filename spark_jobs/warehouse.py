@@ -9,6 +9,7 @@ reconnect; a failed build leaves the previous warehouse as it was.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -17,8 +18,9 @@ import sys
 from contextlib import contextmanager
 from typing import Iterator
 
+from . import duck, tables
 from .runlog import RunRecord, StageStopped, stage_run
-from .settings import Settings
+from .settings import Settings, SettingsError
 from .vocabulary import ExitCode, RunStatus
 
 
@@ -32,7 +34,20 @@ def dbt_env(settings: Settings, warehouse_path: str | None = None) -> dict[str, 
         "NLP_DBT_TARGET": settings.dbt_target,
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     })
+    if settings.dbt_target == "local":
+        env["NLP_DUCKDB_EXTENSIONS"] = duck.extension_directory()
     return env
+
+
+def lake_vars(settings: Settings) -> str:
+    """--vars for the build: the lake tables' current metadata files (DuckDB reads them; one snapshot
+    per table for the whole build). A lake with no table at all is a wrong setting, said in one line."""
+    tables_now = tables.metadata_locations(settings)
+    if not tables_now:
+        where = tables.catalog_db(settings) if settings.lake_catalog == "local" else "the Glue Data Catalog"
+        raise SettingsError(f"the lake at {settings.path('lake_root')} has no tables in {where} (settings "
+                            "lake_root, lake_catalog): point them at the lake the Spark jobs write")
+    return json.dumps({"lake_tables": tables_now})
 
 
 def dbt(settings: Settings, *args: str, warehouse_path: str | None = None) -> subprocess.CompletedProcess:
@@ -88,8 +103,9 @@ def run(settings: Settings, date: str = "all") -> RunRecord:
     os.makedirs(os.path.dirname(warehouse), exist_ok=True)
     with stage_run(settings, "dbt", date) as rec:
         if settings.dbt_target == "local":
+            variables = lake_vars(settings)
             with side_build(warehouse) as (building, done):
-                result = dbt(settings, "build", warehouse_path=building)
+                result = dbt(settings, "build", "--vars", variables, warehouse_path=building)
                 done[0] = result.returncode == 0
         else:
             result = dbt(settings, "build")

@@ -59,3 +59,17 @@ def unavailable(message: str):
 def need(path: Path):
     if not path.exists():
         unavailable(f"{path} is not available (../shared missing)")
+
+
+def table_rows(settings: settings_mod.Settings, zone: str, date: str | None = None):
+    """A lake table's rows (of one ingest_date) as pandas, read with pyiceberg: independently of Spark,
+    as an analyst's Python would; every row the table holds, committed batch or not."""
+    import pandas as pd
+    from pyiceberg.expressions import AlwaysTrue, EqualTo
+
+    from spark_jobs import tables
+
+    table = tables.load_table(settings, zone)
+    if table is None or table.current_snapshot() is None:
+        return pd.DataFrame()
+    return table.scan(row_filter=EqualTo("ingest_date", date) if date else AlwaysTrue()).to_pandas()

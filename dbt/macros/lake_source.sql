@@ -1,10 +1,15 @@
 {#
-  The relation a staging model reads a lake zone from.
-  Athena, Redshift (Spectrum) and other adapters: the Glue table, i.e. source('lake', name).
-  DuckDB: the zone's files under $NLP_LAKE_ROOT (meta.files in _lake__sources.yml), every declared
-  column cast to its Glue type so that DuckDB sees what Athena sees; while the zone has no files yet
-  (fresh lake, no quarantine, no shadow challenger) an empty relation with the same columns, because
-  read_parquet fails on a glob that matches nothing.
+  The relation a staging model reads a lake table from.
+  Athena, Redshift (Spectrum) and other adapters: the Glue Data Catalog's Iceberg table, i.e.
+  source('lake', name).
+  DuckDB: iceberg_scan of the table's current snapshot. The pipeline (spark_jobs/warehouse.py) passes
+  each existing table's metadata file as the var lake_tables ({table: metadata.json}): the whole build
+  reads the tables as they were when it started, one snapshot each, never a glob of data files (after
+  an overwrite the replaced files stay until they expire, and a glob would count them twice). Every
+  declared column is cast to its type in _lake__sources.yml, so DuckDB sees what Athena sees; a table
+  that does not exist yet (no quarantine, no shadow challenger) is an empty relation with the same
+  columns. The iceberg extension comes from PyPI (duckdb-extension-iceberg): the profile points
+  DuckDB at it.
 #}
 {% macro lake_source(table_name) %}
   {%- set relation = source('lake', table_name) -%}
@@ -20,40 +25,22 @@
     {{ return(relation) }}
   {%- endif -%}
   {%- set node = graph.sources['source.' ~ project_name ~ '.lake.' ~ table_name] -%}
-  {%- set files = lake_root() ~ '/' ~ node.meta['files'] -%}
   {%- set columns = [] -%}  {#- (quoted name, DuckDB type) -#}
   {%- for column in node.columns.values() -%}
     {%- do columns.append((adapter.quote(column.name), duckdb_type_of(column.data_type, table_name ~ '.' ~ column.name))) -%}
   {%- endfor -%}
-
-  {%- if run_query("select count(*) from glob(" ~ sql_string(files) ~ ")").columns[0].values()[0] == 0 -%}
-    {#- an empty zone is normal (no quarantine yet); an empty lake is a wrong NLP_LAKE_ROOT -#}
-    {%- if run_query("select count(*) from glob(" ~ sql_string(lake_root() ~ '/**') ~ ")").columns[0].values()[0] == 0 -%}
-      {{ exceptions.raise_compiler_error("lake root '" ~ lake_root() ~ "' (NLP_LAKE_ROOT) holds no files: point NLP_LAKE_ROOT at the lake the Spark jobs write") }}
-    {%- endif -%}
+  {%- set metadata = var('lake_tables', none) -%}
+  {%- if metadata is none -%}
+    {{ exceptions.raise_compiler_error("the var lake_tables (each lake table's current metadata file) is not set: build through the pipeline, `make dbt`, which reads them from the lake's catalog (NLP_LAKE_ROOT, NLP_LAKE_CATALOG)") }}
+  {%- endif -%}
+  {%- if table_name not in metadata -%}
     {%- set nulls = [] -%}
     {%- for name, type in columns -%}{%- do nulls.append('cast(null as ' ~ type ~ ') as ' ~ name) -%}{%- endfor -%}
     {{ return('(select ' ~ nulls | join(', ') ~ ' where 1 = 0)') }}
   {%- endif -%}
-
-  {%- if node.meta['format'] == 'json' -%}
-    {%- set keys = [] -%}
-    {%- for column in node.columns.values() -%}
-      {%- do keys.append(sql_string(column.name) ~ ': ' ~ sql_string(columns[loop.index0][1])) -%}
-    {%- endfor -%}
-    {%- set reader = "read_json(" ~ sql_string(files) ~ ", format = 'auto', hive_partitioning = false, columns = {" ~ keys | join(', ') ~ "})" -%}
-  {%- else -%}
-    {%- set reader = "read_parquet(" ~ sql_string(files) ~ ", hive_partitioning = true, union_by_name = true)" -%}
-  {%- endif -%}
   {%- set typed = [] -%}
   {%- for name, type in columns -%}{%- do typed.append('cast(' ~ name ~ ' as ' ~ type ~ ') as ' ~ name) -%}{%- endfor -%}
-  {{ return('(select ' ~ typed | join(', ') ~ ' from ' ~ reader ~ ')') }}
-{% endmacro %}
-
-{# The lake root DuckDB reads, from $NLP_LAKE_ROOT (the pipeline sets it); s3a:// is Hadoop's name for s3://. #}
-{% macro lake_root() %}
-  {%- set root = env_var('NLP_LAKE_ROOT', '../lake').rstrip('/') -%}
-  {{ return('s3://' ~ root[6:] if root.startswith('s3a://') else root) }}
+  {{ return('(select ' ~ typed | join(', ') ~ ' from iceberg_scan(' ~ sql_string(metadata[table_name]) ~ '))') }}
 {% endmacro %}
 
 {% macro sql_string(value) %}
@@ -66,7 +53,7 @@
                    'boolean': 'boolean', 'date': 'date', 'timestamp': 'timestamp',
                    'array<string>': 'varchar[]'} -%}
   {%- if glue_type not in types -%}
-    {{ exceptions.raise_compiler_error("_lake__sources.yml: column " ~ column_name ~ " has Glue type '" ~ glue_type ~ "', which lake_source cannot map to DuckDB (known: " ~ types.keys() | join(', ') ~ ")") }}
+    {{ exceptions.raise_compiler_error("_lake__sources.yml: column " ~ column_name ~ " has type '" ~ glue_type ~ "', which lake_source cannot map to DuckDB (known: " ~ types.keys() | join(', ') ~ ")") }}
   {%- endif -%}
   {{ return(types[glue_type]) }}
 {% endmacro %}

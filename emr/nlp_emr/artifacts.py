@@ -134,21 +134,15 @@ class Artifacts:
             "Args": [self.uri, self.wheelhouse_uri(), self.jars_uri("cpu"),
                      self.jars_uri("gpu") if gpu else self.jars_uri("cpu"),
                      f"s3://{self.bucket}/models", self.profile["Flavour"]]}})
-        catalog = f"spark.sql.catalog.{self.s.emr_iceberg_catalog}"
-        jars = {"Classification": "spark-defaults", "Properties": {
-            "spark.jars": self.spark_jars(),
-            # the Glue Data Catalog as an Iceberg catalog (EMR's iceberg-defaults puts Iceberg on the classpath)
-            catalog: "org.apache.iceberg.spark.SparkCatalog",
-            f"{catalog}.catalog-impl": "org.apache.iceberg.aws.glue.GlueCatalog",
-            f"{catalog}.io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
-            f"{catalog}.warehouse": f"s3://{self.bucket}/lake/",
-            "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"}}
-        iceberg = {"Classification": "iceberg-defaults", "Properties": {"iceberg.enabled": "true"}}
+        # Iceberg comes in the jar bundle (jars/pom.xml -P emr: the runtime and the AWS bundle); the jobs
+        # register the Glue Data Catalog themselves (spark_jobs/spark.py, NLP_LAKE_CATALOG=glue), so
+        # EMR's own Iceberg (iceberg-defaults) stays off and one version runs everywhere.
+        jars = {"Classification": "spark-defaults", "Properties": {"spark.jars": self.spark_jars()}}
         return {
             "ReleaseLabel": base["ReleaseLabel"], "Applications": base["Applications"],
             "EbsRootVolumeSize": base["EbsRootVolumeSize"], "BootstrapActions": actions,
             "InstanceGroups": self.profile["InstanceGroups"],
-            "Configurations": merge_configurations(base["Configurations"], [jars, iceberg], self.profile["Configurations"]),
+            "Configurations": merge_configurations(base["Configurations"], [jars], self.profile["Configurations"]),
         }
 
     # --- settings on the cluster --------------------------------------------------------------------------------
@@ -172,7 +166,7 @@ class Artifacts:
             "NLP_ATHENA_S3_DATA_DIR": f"s3://{self.bucket}/marts/",
             "NLP_ATHENA_S3_TMP_TABLE_DIR": f"s3://{self.bucket}/athena-tmp/",
             "NLP_ATHENA_WORKGROUP": o["AthenaWorkGroup"], "NLP_ATHENA_SCHEMA": o["MartsDatabase"],
-            "NLP_LAKE_SCHEMA": o["LakeDatabase"],
+            "NLP_LAKE_SCHEMA": o["LakeDatabase"], "NLP_LAKE_CATALOG": "glue",
             "NLP_REPORT_SNS_TOPIC_ARN": o["TopicArn"],
             "NLP_CODE_VERSION": self.version, "AWS_REGION": self.s.aws_region,
             "AWS_DEFAULT_REGION": self.s.aws_region, "EMR_WORK_DIR": WORK_DIR,

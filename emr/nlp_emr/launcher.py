@@ -263,7 +263,7 @@ class Deployment:
         artifacts = Artifacts(self.s, outputs, self.out)
         date = self.s.date or self.latest_landed_date(outputs["BucketName"])
         if train is None:
-            train = not self.has_trained(outputs["BucketName"])
+            train = not self.has_trained(outputs)
         self.out(f"run {artifacts.version} ({self.s.emr_profile} profile) for {date} on stack {self.name}"
                  + (" (dry run: nothing is sent)" if self.dry_run else ""))
         if self.dry_run:
@@ -291,17 +291,17 @@ class Deployment:
                                 f"NLP_LAKE_ROOT=s3a://{bucket}/lake make land FILE=... DATE=...) or set DATE")
         return dates[-1]
 
-    def has_trained(self, bucket: str) -> bool:
-        """A train stage has succeeded before (its run record in the lake): the registry has a model."""
+    def has_trained(self, outputs: dict[str, str]) -> bool:
+        """A train stage has succeeded before (its record in the lake's runs table, an Iceberg table in
+        the stack's Glue database): the registry has a model."""
+        bucket = outputs["BucketName"]
         if self.dry_run and (bucket.startswith("${") or not self._can_read()):
             return False
-        s3 = self.client("s3")
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="lake/runs/stage=train/"):
-            for obj in page.get("Contents", []):
-                record = json.loads(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
-                if record.get("status") == "succeeded":
-                    return True
-        return False
+        from spark_jobs import runlog
+
+        lake = self.s.replace(lake_root=f"s3a://{bucket}/lake", lake_catalog="glue",
+                              lake_schema=outputs["LakeDatabase"])
+        return any(r["status"] == "succeeded" for r in runlog.records(lake, stage="train"))
 
     def follow(self, execution_arn: str, date: str, outputs: dict[str, str]) -> int:
         sfn, seen = self.client("stepfunctions"), 0

@@ -332,7 +332,8 @@ class EmrWorker:
 
 @pytest.fixture
 def emr_worker(aws_settings):
-    worker = EmrWorker(lake_settings=aws_settings(lake_root=f"s3a://{BUCKET}/lake"))
+    # the cluster's settings: the runs table in the stack's Glue database (moto's Glue, through pyiceberg)
+    worker = EmrWorker(lake_settings=aws_settings(lake_root=f"s3a://{BUCKET}/lake", lake_catalog="glue"))
     thread = threading.Thread(target=worker.loop, daemon=True)
     thread.start()
     yield worker

@@ -9,6 +9,8 @@ import pytest
 from nlp_emr import __main__ as cli
 from nlp_emr.artifacts import neutral_name
 from nlp_emr.launcher import Deployment
+from spark_jobs import runlog
+from spark_jobs.runlog import RunRecord
 from spark_jobs.settings import SettingsError
 from tests.aws.conftest import BUCKET, EMR_DIR, client, deployed, network
 
@@ -75,10 +77,8 @@ def test_run_uploads_the_artifacts_follows_the_execution_and_prints_the_measured
     jars = next(c for c in shape["Configurations"] if c["Classification"] == "spark-defaults")["Properties"]["spark.jars"]
     assert jars == "local:/opt/nlp-batch/jars/onnxruntime.jar,local:/opt/nlp-batch/jars/spark-nlp_2.12.jar"
     assert "spark.jars.packages" not in json.dumps(shape)                 # nothing resolved at cluster start
-    defaults = next(c for c in shape["Configurations"] if c["Classification"] == "spark-defaults")["Properties"]
-    assert defaults["spark.sql.catalog.glue.catalog-impl"] == "org.apache.iceberg.aws.glue.GlueCatalog"
-    assert defaults["spark.sql.catalog.glue.warehouse"] == f"s3://{BUCKET}/lake/"
-    assert {"Classification": "iceberg-defaults", "Properties": {"iceberg.enabled": "true"}} in shape["Configurations"]
+    # the jobs register the Glue catalog themselves (one Iceberg version everywhere): EMR's own stays off
+    assert "iceberg-defaults" not in json.dumps(shape) and "NLP_LAKE_CATALOG=glue" in env
     cgroup, install = shape["BootstrapActions"]
     assert cgroup["ScriptBootstrapAction"]["Path"].endswith("/emr/cgroup_devices.sh")
     args = install["ScriptBootstrapAction"]["Args"]
@@ -99,10 +99,16 @@ def test_run_uploads_the_artifacts_follows_the_execution_and_prints_the_measured
 
     again = Deployment(deployment.s.replace(date=DATE), out=lines.append)
     assert again.run() == 8                                               # the date is done: refused
+    # a succeeded train record in the runs table (Glue, as the cluster writes it): the next run does not train
+    runlog.write(emr_worker.lake_settings, RunRecord(stage="train", ingest_date=DATE, status="succeeded"))
     assert again.run(rerun=True) == 0                                     # unless asked to run it again
-    # the wheelhouse and jar bundles are content-addressed: uploaded once (a dirty tree's code every time)
-    assert [line.rsplit(" and ", 1)[1] for line in lines if line.startswith("  uploaded ") and " artifacts of " in line][1:] == [
-        "0 shared files", "0 shared files"]
+    assert emr_worker.stages()[5:] == ["ingest", "infer", "dbt", "report"]
+    # a committed version is uploaded once; a dirty tree's code every time, but the content-addressed
+    # wheelhouse and jar bundles only once
+    later = [line for line in lines if " artifacts of " in line][1:]
+    assert len(later) == 2 and all(line.endswith(" and 0 shared files") if version.endswith("-dirty")
+                                   else line == f"  artifacts of {version} already in s3://{BUCKET}/artifacts/{version}/"
+                                   for line in later), later
 
 
 def keys(prefix: str) -> list[str]:

@@ -48,12 +48,12 @@ def test_a_stage_runs_the_job_with_the_registry_uri_from_its_secret(node):
                      "python -m spark_jobs infer --date 2026-11-01 uri=postgresql://u:p@registry:5432/mlflow"]
 
 
-def test_report_publishes_even_when_failing_and_dbt_creates_the_glue_tables_first(node):
+def test_report_publishes_even_when_failing_and_dbt_needs_no_ddl_step(node):
     rc, calls = node("report", "--date", "2026-11-01", fake_exit=6)
     assert rc == 6 and calls[-1].startswith("aws s3 sync --only-show-errors ") and calls[-1].endswith(" s3://b/reports/")
-    calls = node("dbt", "--date", "2026-11-01")[1]
-    assert calls[1].startswith("dbt run-operation lake_glue_ddl --args {apply: true} --target athena")
-    assert calls[2].startswith("python -m spark_jobs dbt --date 2026-11-01")
+    calls = node("dbt", "--date", "2026-11-01")[1]   # the Iceberg tables are in Glue already
+    assert [c.split(" uri=")[0] for c in calls] == ["python $APP/emr/mlflow_uri.py",
+                                                    "python -m spark_jobs dbt --date 2026-11-01"]
 
 
 @pytest.mark.parametrize("stage, code, decision", [

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ def dbt(args: list[str], work: Path, env: dict[str, str], reuse_parse: bool = Fa
     from dbt.cli.main import dbtRunner
 
     env = {"DBT_SEND_ANONYMOUS_USAGE_STATS": "false", **env}
+    args = with_lake_tables(args, env)
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     out = io.StringIO()
@@ -67,6 +69,25 @@ def dbt(args: list[str], work: Path, env: dict[str, str], reuse_parse: bool = Fa
     return DbtResult(bool(res.success), results, out.getvalue(), res.exception)
 
 
+def with_lake_tables(args: list[str], env: dict[str, str]) -> list[str]:
+    """On DuckDB the pipeline passes the lake tables' metadata files as the var lake_tables
+    (spark_jobs/warehouse.py); the tests do the same, merged with any --vars of their own."""
+    import yaml
+
+    from spark_jobs import tables
+    from tests.dbt.lake_fixture import lake_settings
+
+    if env.get("NLP_DBT_TARGET", "local") != "local" or not env.get("NLP_LAKE_ROOT") or not args \
+            or args[0] in ("parse", "run-operation"):
+        return args
+    lake_tables = tables.metadata_locations(lake_settings(Path(env["NLP_LAKE_ROOT"])))
+    if "--vars" in args:
+        i = args.index("--vars")
+        merged = {**(yaml.safe_load(args[i + 1]) or {}), "lake_tables": lake_tables}
+        return [*args[:i], "--vars", json.dumps(merged), *args[i + 2:]]
+    return [*args, "--vars", json.dumps({"lake_tables": lake_tables})]
+
+
 def release_duckdb() -> None:
     """dbt-duckdb keeps its database open in the process after a command; close it so the test (or
     the next command, with other settings) can open the file."""
@@ -78,8 +99,11 @@ def release_duckdb() -> None:
 
 
 def duckdb_env(lake_root: Path, warehouse: Path) -> dict[str, str]:
+    from spark_jobs import duck
+
     warehouse.parent.mkdir(parents=True, exist_ok=True)
-    return {"NLP_DBT_TARGET": "local", "NLP_LAKE_ROOT": str(lake_root), "NLP_WAREHOUSE_PATH": str(warehouse)}
+    return {"NLP_DBT_TARGET": "local", "NLP_LAKE_ROOT": str(lake_root), "NLP_WAREHOUSE_PATH": str(warehouse),
+            "NLP_DUCKDB_EXTENSIONS": duck.extension_directory()}
 
 
 @dataclass

@@ -1,19 +1,20 @@
-"""A small lake in exactly the layout and Parquet types the Spark jobs write, for the dbt tests.
+"""A small lake of Iceberg tables with exactly the columns and types the Spark jobs write (in the
+lake's local catalog, through pyiceberg: no Spark), for the dbt tests.
 
 Three batches of reviews (2026-11-01..03, the last with two airline tweets from a second source)
 plus a fourth whose ingest was blocked: curated documents, quarantined rows with their reasons,
 labels for the first two dates only, predictions from model version 1 on every date (fitted on 6
 documents of 2026-11-01) and version 2 rescoring 2026-11-01, a shadow challenger (version 3) on
 2026-11-02 and 03, and run records including a failed and a blocked ingest, a skipped re-run, a
-report that raised a critical alert and a stop message longer than 256 bytes. The curated files of
-2026-11-01 lack the `source` column (written before it existed). Written with pyarrow; the returned
-`Lake` keeps the frames so tests compute their expectations from the same rows independently of dbt.
+report that raised a critical alert and a stop message longer than 256 bytes. The curated rows of
+2026-11-01 have no `source` (written before the column existed). Every date's rows carry the batch_id
+of its succeeded ingest run. The returned `Lake` keeps the frames so tests compute their expectations
+from the same rows independently of dbt.
 """
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import random
 import uuid
 from dataclasses import dataclass, field
@@ -21,7 +22,6 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 DATES = ["2026-11-01", "2026-11-02", "2026-11-03"]
 BLOCKED_DATE = "2026-11-04"
@@ -32,7 +32,6 @@ CURATED = pa.schema([("review_id", pa.string()), ("text", pa.string()), ("title"
                      ("rating", pa.int32()), ("product_id", pa.string()), ("department", pa.string()),
                      ("class", pa.string()), ("source", pa.string()), ("source_file", pa.string()),
                      ("text_hash", pa.string())])
-CURATED_BEFORE_SOURCE = pa.schema([f for f in CURATED if f.name != "source"])
 QUARANTINE = pa.schema([("review_id", pa.string()), ("text", pa.string()), ("title", pa.string()),
                         ("rating_raw", pa.string()), ("product_id", pa.string()),
                         ("department", pa.string()), ("class", pa.string()), ("source", pa.string()),
@@ -44,8 +43,7 @@ LONG_MESSAGE = ("report 2026-11-03: 3 critical alert(s): drift psi_text_length=2
 LABELS_SCHEMA = pa.schema([("review_id", pa.string()), ("rating", pa.int32()), ("label", pa.string())])
 PREDICTIONS = pa.schema([("review_id", pa.string()), ("label", pa.string()), ("confidence", pa.float64()),
                          ("score_negative", pa.float64()), ("score_neutral", pa.float64()),
-                         ("score_positive", pa.float64()), ("model_name", pa.string()),
-                         ("model_version", pa.string()), ("run_id", pa.string()),
+                         ("score_positive", pa.float64()), ("model_name", pa.string()), ("run_id", pa.string()),
                          ("seen_in_training", pa.bool_())])
 
 # product_id -> (department, class); product 1002 is once filed under another class.
@@ -68,17 +66,44 @@ class Lake:
     runs: list[dict] = field(default_factory=list)
 
 
-def write_parquet(folder: Path, frame: pd.DataFrame, schema: pa.Schema) -> None:
-    """One Spark-like part file (plus _SUCCESS) in a partition folder."""
-    folder.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
-    pq.write_table(table, folder / f"part-00000-{uuid.uuid4()}-c000.zstd.parquet", compression="zstd")
-    (folder / "_SUCCESS").write_text("")
+def lake_settings(root: Path):
+    """The project's settings for a lake at root (its local catalog: root/catalog.db)."""
+    from spark_jobs import settings
+
+    return settings.load(env={}, lake_root=str(root))
+
+
+def write_table(root: Path, zone: str, frame: pd.DataFrame, schema: pa.Schema, date: str, batch_id: str,
+                model_version: int | None = None) -> None:
+    """Appends frame's rows of one date (and model version) to a lake table, created on first use with
+    the partitioning the Spark jobs give it (spark_jobs/tables.py)."""
+    from spark_jobs import tables
+
+    keys = [("ingest_date", pa.string()), ("batch_id", pa.string())]
+    if model_version is not None:
+        keys.append(("model_version", pa.int32()))
+    full = pa.schema(list(schema) + [pa.field(n, t) for n, t in keys])
+    rows = frame.assign(ingest_date=date, batch_id=batch_id,
+                        **({} if model_version is None else {"model_version": model_version}))
+    data = pa.Table.from_pandas(rows[full.names], schema=full, preserve_index=False)
+    settings = lake_settings(root)
+    table = tables.load_table(settings, zone)
+    if table is None:
+        catalog = tables.python_catalog(settings)
+        catalog.create_namespace_if_not_exists(settings.lake_schema)
+        table = catalog.create_table((settings.lake_schema, zone), schema=full,
+                                     location=f"{tables.warehouse(settings)}/{settings.lake_schema}/{zone}")
+        with table.update_spec() as spec:
+            for column in tables.partition_columns(zone):
+                spec.add_identity(column)
+    table.append(data)
 
 
 def write_run(root: Path, stage: str, date: str, started: dt.datetime, seconds: float, status: str = "succeeded",
               **fields) -> dict:
-    """A run record as spark_jobs.runlog writes it (sorted keys, ISO timestamps with offset)."""
+    """A run record appended by the project's own runlog (ISO timestamps with offset)."""
+    from spark_jobs.runlog import RunRecord, write
+
     run_id = started.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
     record = {"code_version": "0.1.0", "ended_at": (started + dt.timedelta(seconds=seconds)).isoformat(),
               "ingest_date": date, "message": "", "model_name": None, "model_version": None, "outputs": {},
@@ -86,9 +111,7 @@ def write_run(root: Path, stage: str, date: str, started: dt.datetime, seconds: 
               "run_id": run_id, "seconds": seconds, "stage": stage, "started_at": started.isoformat(),
               "status": status}
     record.update(fields)
-    folder = root / "runs" / f"stage={stage}" / f"ingest_date={date}"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{run_id}.json").write_text(json.dumps(record, sort_keys=True) + "\n")
+    write(lake_settings(root), RunRecord(**record))
     return record
 
 
@@ -164,16 +187,18 @@ def write_lake(root: Path, *, seed: int = 7) -> Lake:
             write_run(root, "ingest", date, clock, 1.5, status="failed", rows_in=len(docs) + len(rejected),
                       message="Py4JJavaError: simulated executor loss")
             clock += dt.timedelta(minutes=5)
-        write_run(root, "ingest", date, clock, 4.0, rows_in=len(docs) + len(rejected) + duplicates,
+        ingest = write_run(root, "ingest", date, clock, 4.0, rows_in=len(docs) + len(rejected) + duplicates,
                   rows_out=len(docs), rows_rejected=len(rejected), rows_duplicate=duplicates)
         clock += dt.timedelta(minutes=1)
-        write_parquet(root / "curated" / f"ingest_date={date}", docs, CURATED_BEFORE_SOURCE if day == 0 else CURATED)
-        write_parquet(root / "quarantine" / f"ingest_date={date}", rejected, QUARANTINE)
+        batch = ingest["run_id"]
+        # the first day's rows were written before curated had a source: staging reads it from source_file
+        write_table(root, "curated", docs.assign(source=None) if day == 0 else docs, CURATED, date, batch)
+        write_table(root, "quarantine", rejected, QUARANTINE, date, batch)
         curated.append(docs.assign(ingest_date=date))
         quarantine.append(rejected.assign(ingest_date=date))
         if date != DATES[-1]:  # labels of the last batch have not arrived yet
             lab = docs[["review_id", "rating"]].assign(label=docs.rating.map(label_of)).astype({"rating": int})
-            write_parquet(root / "labels" / f"ingest_date={date}", lab, LABELS_SCHEMA)
+            write_table(root, "labels", lab, LABELS_SCHEMA, date, batch)
             labels.append(lab.assign(ingest_date=date))
         if day == 0:
             write_run(root, "train", date, clock, 30.0, rows_in=len(docs), model_name="review_sentiment",
@@ -186,14 +211,14 @@ def write_lake(root: Path, *, seed: int = 7) -> Lake:
             clock += dt.timedelta(minutes=1)
             # version 1 was trained on the first batch: 6 of its documents were in the train split
             preds = predict(rng, docs, version, run["run_id"], accuracy, fitted_on=6 if (version, day) == (1, 0) else 0)
-            write_parquet(root / "predictions" / f"ingest_date={date}" / f"model_version={version}", preds, PREDICTIONS)
+            write_table(root, "predictions", preds, PREDICTIONS, date, batch, model_version=version)
             predictions.append(preds.assign(ingest_date=date, model_version=version))
         if day >= 1:
             run = write_run(root, "shadow", date, clock, 5.0, rows_in=len(docs), rows_out=len(docs),
                             model_name="review_sentiment_doc2vec", model_version="3")
             clock += dt.timedelta(minutes=1)
             preds = predict(rng, docs, 3, run["run_id"], 0.6).assign(model_name="review_sentiment_doc2vec")
-            write_parquet(root / "predictions_shadow" / f"ingest_date={date}" / "model_version=3", preds, PREDICTIONS)
+            write_table(root, "predictions_shadow", preds, PREDICTIONS, date, batch, model_version=3)
             shadow.append(preds.assign(ingest_date=date, model_version=3))
 
     write_run(root, "ingest", BLOCKED_DATE, clock, 2.0, status="blocked", rows_in=9, rows_out=0, rows_rejected=9,
@@ -207,5 +232,7 @@ def write_lake(root: Path, *, seed: int = 7) -> Lake:
 
     lake.curated, lake.quarantine = pd.concat(curated), pd.concat(quarantine)
     lake.labels, lake.predictions, lake.shadow = pd.concat(labels), pd.concat(predictions), pd.concat(shadow)
-    lake.runs = [json.loads(p.read_text()) for p in sorted(root.glob("runs/*/*/*.json"))]
+    from spark_jobs.runlog import records
+
+    lake.runs = records(lake_settings(root))
     return lake

@@ -4,10 +4,10 @@
 - `dbt compile` for athena and redshift needs no credentials (no cache, no introspection; the
   incremental branch is forced by the offline_is_incremental var, both ways);
 - every compiled model and data test parses with sqlglot in the target's dialect;
-- the Athena SQL runs: the Glue tables are emulated in DuckDB from the DDL that
-  `run-operation lake_glue_ddl` generates (columns, types, partition projection template), the
-  compiled Athena models are transpiled to DuckDB with sqlglot and run in dependency order, and every
-  mart equals the one the DuckDB build made from the same lake.
+- the Athena SQL runs: the Glue Data Catalog's Iceberg tables are emulated in DuckDB (each table's
+  current snapshot with the declared types), the compiled Athena models are transpiled to DuckDB with
+  sqlglot and run in dependency order, and every mart equals the one the DuckDB build made from the
+  same lake.
 """
 from __future__ import annotations
 
@@ -16,12 +16,11 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 import sqlglot
 from sqlglot import exp
 
-from tests.dbt.conftest import dbt
+from tests.dbt.conftest import PROJECT, dbt
 
 S3_URI = "s3://nlp-batch-test/lake"
 OFFLINE = ["--no-populate-cache", "--no-introspect"]
@@ -62,7 +61,7 @@ def compiled_nodes(target_dir: Path, resource_types=("model", "test")) -> dict[s
 @pytest.mark.parametrize("incremental", [False, True])
 def test_every_compiled_model_and_test_parses_in_the_target_dialect(compiled, target, incremental):
     nodes = compiled_nodes(compiled[(target, incremental)])
-    assert sum(n["resource_type"] == "model" for n in nodes.values()) == 18
+    assert sum(n["resource_type"] == "model" for n in nodes.values()) == 19
     for uid, node in nodes.items():
         statements = sqlglot.parse(node["compiled_code"], read=DIALECT[target],
                                    error_level=sqlglot.ErrorLevel.RAISE)
@@ -91,76 +90,49 @@ def test_athena_incremental_models_end_with_their_partition_column(compiled):
             assert select.named_selects[-1] == "ingest_date", node["name"]
 
 
-@pytest.fixture(scope="module")
-def glue_ddl(tmp_path_factory) -> list[exp.Create]:
-    """The Glue tables that `dbt run-operation lake_glue_ddl` generates, parsed as Athena DDL."""
-    res = dbt(["run-operation", "lake_glue_ddl", "--target", "athena", "--args", json.dumps({"s3_uri": S3_URI})],
-              tmp_path_factory.mktemp("ddl"), {})
-    assert res.success, res.exception
-    statements = [s.strip() for s in res.stdout.split(";\n") if s.strip()]
-    assert any(s.startswith("-- Redshift") and "CREATE EXTERNAL SCHEMA IF NOT EXISTS nlp_lake" in s for s in statements)
-    tables = [sqlglot.parse_one(s, read="athena") for s in statements if s.startswith("CREATE EXTERNAL TABLE")]
-    return tables
+SOURCE_TO_ARROW = {"string": "string", "int": "int32", "double": "double", "bigint": "int64", "boolean": "bool",
+                   "array<string>": "list<element: string>"}
 
 
-def table_parts(create: exp.Create) -> dict:
-    props = {type(p).__name__: p for p in create.args["properties"].expressions}
-    tblprops = {p.this.name: p.args["value"].name for p in create.args["properties"].expressions
-                if type(p) is exp.Property}
-    partitions = props.get("PartitionedByProperty")
-    return {
-        "name": create.this.this.name,
-        "database": create.this.this.args["db"].name,
-        "columns": [(c.name, c.args["kind"]) for c in create.this.expressions],
-        "partitions": [(c.name, c.args["kind"]) for c in partitions.this.expressions] if partitions else [],
-        "json": "RowFormatSerdeProperty" in props,
-        "location": props["LocationProperty"].this.name,
-        "template": tblprops.get("storage.location.template"),
-        "projection": tblprops,
-    }
+def lake_sources() -> list[dict]:
+    """The lake's tables as _lake__sources.yml declares them: name and (column, type) pairs."""
+    import yaml
+
+    spec = yaml.safe_load((PROJECT / "models" / "staging" / "_lake__sources.yml").read_text())
+    return [{"name": t["name"], "columns": [(c["name"], c["data_type"]) for c in t["columns"]]}
+            for t in spec["sources"][0]["tables"]]
 
 
-def test_glue_ddl_describes_the_files_the_lake_holds(glue_ddl, fixture_lake):
-    """Glue types match the Parquet types the Spark jobs write; projection covers each partition key."""
-    glue_to_arrow = {"STRING": "string", "INT": "int32", "DOUBLE": "double", "BIGINT": "int64", "BOOLEAN": "bool",
-                     "ARRAY<STRING>": "list<element: string>"}
-    tables = {t["name"]: t for t in map(table_parts, glue_ddl)}
-    assert set(tables) == {"curated", "quarantine", "labels", "predictions", "predictions_shadow", "runs"}
-    for name, table in tables.items():
-        if table["json"]:
-            assert table["location"] == f"{S3_URI}/runs/" and not table["partitions"]
-            record = fixture_lake.runs[0]
-            assert {c for c, _ in table["columns"]} <= set(record)
-            continue
-        assert table["projection"]["projection.enabled"] == "true"
-        for key, _ in table["partitions"]:
-            assert f"{key}=${{{key}}}" in table["template"]
-            assert table["projection"][f"projection.{key}.type"] in ("date", "integer")
-        files = sorted(fixture_lake.root.glob(f"{name}/**/*.parquet"))
-        schema = pq.read_schema(files[-1])  # the newest: older curated files predate the source column
-        for column, glue_type in table["columns"]:
-            assert glue_to_arrow[glue_type.sql("hive")] == str(schema.field(column).type), (name, column)
+def test_the_sources_describe_the_lake_tables(fixture_lake):
+    """Every declared column is in the Iceberg table with the declared type (the tables the jobs write
+    are checked the same way end to end: tests/integration/test_pipeline.py)."""
+    from spark_jobs import tables
+    from tests.dbt.lake_fixture import lake_settings
+
+    declared = {t["name"]: t["columns"] for t in lake_sources()}
+    assert set(declared) == {"curated", "quarantine", "labels", "predictions", "predictions_shadow", "runs"}
+    for name, columns in declared.items():
+        schema = tables.load_table(lake_settings(fixture_lake.root), name).schema().as_arrow()
+        for column, kind in columns:
+            assert SOURCE_TO_ARROW[kind] == str(schema.field(column).type).replace("large_", ""), (name, column)
 
 
-def emulate_glue_catalog(con, tables: list[dict], lake_root: Path) -> None:
-    """Each Glue table as a DuckDB view over the local lake, read the way Athena would: the
-    projection template picks the partition folders, the declared types are what queries see, JSON
-    tables read every file under their location."""
+def emulate_glue_catalog(con, lake_root: Path) -> None:
+    """The Glue Data Catalog's Iceberg tables as Athena reads them, in DuckDB: each table's current
+    snapshot (iceberg_scan of its metadata file), with the declared types."""
+    from spark_jobs import duck, tables
+    from tests.dbt.lake_fixture import lake_settings
+
+    duck.load_extensions(con)
+    settings = lake_settings(lake_root)
+    locations = tables.metadata_locations(settings)
     con.execute("attach ':memory:' as awsdatacatalog")
-    for t in tables:
-        con.execute(f"create schema if not exists awsdatacatalog.{t['database']}")
-        local = lambda uri: str(lake_root) + uri[len(S3_URI):]  # noqa: E731
-        columns = t["columns"] + t["partitions"]
-        typed = ", ".join(f'cast("{c}" as {k.sql("duckdb")}) as "{c}"' for c, k in columns)
-        if t["json"]:
-            keys = ", ".join(f"'{c}': '{k.sql('duckdb')}'" for c, k in columns)
-            reader = f"read_json('{local(t['location'])}**/*.json', format = 'auto', columns = {{{keys}}})"
-        else:
-            folders = t["template"]
-            for key, _ in t["partitions"]:
-                folders = folders.replace(f"${{{key}}}", "*")
-            reader = f"read_parquet('{local(folders)}*.parquet', hive_partitioning = true, union_by_name = true)"
-        con.execute(f"create view awsdatacatalog.{t['database']}.{t['name']} as select {typed} from {reader}")
+    con.execute(f"create schema if not exists awsdatacatalog.{settings.lake_schema}")
+    for t in lake_sources():
+        typed = ", ".join(f'cast("{c}" as {k.replace("string", "varchar").replace("array<varchar>", "varchar[]")})'
+                          f' as "{c}"' for c, k in t["columns"])
+        con.execute(f"create view awsdatacatalog.{settings.lake_schema}.{t['name']} as select {typed} "
+                    f"from iceberg_scan('{locations[t['name']]}')")
 
 
 def in_dependency_order(nodes: dict[str, dict]) -> list[dict]:
@@ -179,10 +151,10 @@ def in_dependency_order(nodes: dict[str, dict]) -> list[dict]:
     return order
 
 
-def test_athena_sql_transpiled_to_duckdb_gives_the_duckdb_builds_marts(compiled, glue_ddl, duckdb_build):
+def test_athena_sql_transpiled_to_duckdb_gives_the_duckdb_builds_marts(compiled, duckdb_build):
     assert duckdb_build.result.success
-    con = duckdb.connect()
-    emulate_glue_catalog(con, [table_parts(t) for t in glue_ddl], duckdb_build.lake.root)
+    con = duckdb.connect(config={"autoinstall_known_extensions": "false"})
+    emulate_glue_catalog(con, duckdb_build.lake.root)
     models = compiled_nodes(compiled[("athena", False)], ("model",))
     for node in in_dependency_order(models):
         assert node["database"] == "awsdatacatalog"
@@ -245,31 +217,3 @@ def test_contract_types_hold_every_value_on_each_adapter(compiled, duckdb_build)
         assert con.sql("select max(octet_length(encode(message))) from mart_pipeline_runs").fetchall()[0][0] > 256
     finally:
         con.close()
-
-
-def test_apply_creates_the_glue_tables_through_the_athena_api(tmp_path):
-    """`lake_glue_ddl` with apply sends each Athena statement to Athena (a moto server here)."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        aws = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "testing",
-               "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "eu-west-1"}
-        client = lambda name: boto3.client(name, endpoint_url=aws["AWS_ENDPOINT_URL"], region_name="eu-west-1",  # noqa: E731
-                                           aws_access_key_id="testing", aws_secret_access_key="testing")
-        client("s3").create_bucket(Bucket="athena-results", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-        res = dbt(["run-operation", "lake_glue_ddl", "--target", "athena", "--args", "{apply: true}"], tmp_path,
-                  {**aws, "NLP_LAKE_S3_URI": S3_URI, "NLP_ATHENA_S3_STAGING_DIR": "s3://athena-results/"})
-        assert res.success, res.exception
-        athena = client("athena")
-        sent = [athena.get_query_execution(QueryExecutionId=i)["QueryExecution"]["Query"]
-                for i in athena.list_query_executions()["QueryExecutionIds"]]
-        sent = sorted(q.split("*/", 1)[-1].strip() for q in sent)  # dbt prefixes a query comment
-        printed = sorted(s.strip() for s in res.stdout.split(";\n")
-                         if s.strip().startswith(("CREATE DATABASE", "CREATE EXTERNAL TABLE")))
-        assert len(printed) == 7 and sent == printed
-    finally:
-        server.stop()

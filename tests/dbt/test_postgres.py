@@ -74,33 +74,32 @@ def postgres():
 
 
 def load_lake(port: int, lake_root: Path) -> None:
-    """The lake's zones as tables nlp_lake.<zone>, with the Glue types of _lake__sources.yml."""
+    """The lake's tables as tables nlp_lake.<table>, with the types of _lake__sources.yml, loaded from
+    each Iceberg table's current snapshot."""
     import psycopg2
     from psycopg2.extras import execute_values
 
+    from spark_jobs import duck, tables
+    from tests.dbt.lake_fixture import lake_settings
+
     sources = yaml.safe_load((PROJECT / "models" / "staging" / "_lake__sources.yml").read_text())
+    locations = tables.metadata_locations(lake_settings(lake_root))
     admin = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
     admin.autocommit = True
     admin.cursor().execute("create database nlp")
     admin.close()
-    reader = duckdb.connect()
+    reader = duck.connect()
     with psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="nlp") as pg, pg.cursor() as cur:
         cur.execute("create schema nlp_lake")
         for table in sources["sources"][0]["tables"]:
-            meta, columns = table["config"]["meta"], table["columns"]
+            columns = table["columns"]
             ddl = ", ".join(f'"{c["name"]}" {GLUE_TO[c["data_type"]][0]}' for c in columns)
             cur.execute(f'create table nlp_lake."{table["name"]}" ({ddl})')
-            files = f"{lake_root}/{meta['files']}"
-            if not reader.sql(f"select count(*) from glob('{files}')").fetchall()[0][0]:
+            if table["name"] not in locations:
                 continue
             names = ", ".join(f'"{c["name"]}"' for c in columns)
             typed = ", ".join(f'cast("{c["name"]}" as {GLUE_TO[c["data_type"]][1]})' for c in columns)
-            if meta["format"] == "json":
-                keys = ", ".join(f"'{c['name']}': '{GLUE_TO[c['data_type']][1]}'" for c in columns)
-                rows = reader.sql(f"select {typed} from read_json('{files}', format = 'auto', columns = {{{keys}}})")
-            else:
-                rows = reader.sql(f"select {typed} from read_parquet('{files}', hive_partitioning = true, "
-                                  "union_by_name = true)")
+            rows = reader.execute(f"select {typed} from iceberg_scan(?)", [locations[table["name"]]])
             execute_values(cur, f'insert into nlp_lake."{table["name"]}" ({names}) values %s', rows.fetchall())
     reader.close()
 

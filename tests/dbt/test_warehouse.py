@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 from collections import Counter
 
 import duckdb
@@ -14,8 +13,8 @@ import sqlglot
 from sklearn.metrics import accuracy_score, f1_score
 
 from tests.dbt.conftest import PROJECT, dbt, duckdb_env
-from tests.dbt.lake_fixture import (BLOCKED_DATE, CURATED, DATES, LONG_MESSAGE, PREDICTIONS, predict,
-                                    write_parquet, write_run)
+from tests.dbt.lake_fixture import (BLOCKED_DATE, CURATED, DATES, LONG_MESSAGE, PREDICTIONS, predict, write_lake,
+                                    write_run, write_table)
 
 
 def frame(con, sql: str) -> pd.DataFrame:
@@ -34,7 +33,7 @@ def test_build_runs_every_model_unit_test_and_data_test(duckdb_build):
     result = duckdb_build.result
     assert result.success, result.failures() or result.exception
     kinds = Counter(str(r.node.resource_type) for r in result.results)
-    assert kinds["model"] == 18 and kinds["unit_test"] == 9 and kinds["test"] >= 80, kinds
+    assert kinds["model"] == 19 and kinds["unit_test"] == 9 and kinds["test"] >= 80, kinds
 
 
 def test_fct_predictions_has_one_row_per_prediction_with_its_document(warehouse, fixture_lake):
@@ -180,9 +179,9 @@ def test_docs_generate_catalogues_the_marts(duckdb_build):
     assert {"model.nlp_batch.mart_daily_sentiment", "model.nlp_batch.fct_predictions"} <= set(exposure["depends_on"]["nodes"])
 
 
-def test_incremental_run_rebuilds_only_changed_dates_and_matches_a_full_build(fixture_lake, tmp_path):
-    lake_root = tmp_path / "lake"
-    shutil.copytree(fixture_lake.root, lake_root)
+def test_incremental_run_rebuilds_only_changed_dates_and_matches_a_full_build(tmp_path):
+    lake_root = tmp_path / "lake"  # a lake of its own (a copied Iceberg lake would still point at the original)
+    fixture_lake = write_lake(lake_root)
     warehouse = tmp_path / "incremental" / "nlp.duckdb"  # same file name: the shared parse names the database after it
     env = duckdb_env(lake_root, warehouse)
     run_models = ["run", "--select", "+mart_daily_product_sentiment"]  # the incremental models and what they read
@@ -195,15 +194,19 @@ def test_incremental_run_rebuilds_only_changed_dates_and_matches_a_full_build(fi
     # New batch 2026-11-05, and version 2 rescores 2026-11-02.
     docs = fixture_lake.curated[fixture_lake.curated.ingest_date == "2026-11-01"].drop(columns="ingest_date")
     docs = docs.assign(review_id="n" + docs.review_id)
-    write_parquet(lake_root / "curated" / "ingest_date=2026-11-05", docs, CURATED)
+    new_batch = write_run(lake_root, "ingest", "2026-11-05", pd.Timestamp("2026-11-21T08:00:00Z").to_pydatetime(),
+                          2.0, rows_in=len(docs), rows_out=len(docs), rows_rejected=0, rows_duplicate=0)["run_id"]
+    write_table(lake_root, "curated", docs, CURATED, "2026-11-05", new_batch)
+    batches = {r["ingest_date"]: r["run_id"] for r in fixture_lake.runs if r["stage"] == "ingest"
+               and r["status"] == "succeeded"} | {"2026-11-05": new_batch}
     rng = random.Random(1)
     for date, frame_docs, version in [("2026-11-05", docs, 1), ("2026-11-02", None, 2)]:
         if frame_docs is None:
             frame_docs = fixture_lake.curated[fixture_lake.curated.ingest_date == date]
         run = write_run(lake_root, "infer", date, pd.Timestamp("2026-11-21T09:00:00Z").to_pydatetime(), 3.0,
                         rows_in=len(frame_docs), model_version=str(version))
-        write_parquet(lake_root / "predictions" / f"ingest_date={date}" / f"model_version={version}",
-                      predict(rng, frame_docs, version, run["run_id"], 0.9), PREDICTIONS)
+        write_table(lake_root, "predictions", predict(rng, frame_docs, version, run["run_id"], 0.9), PREDICTIONS,
+                    date, batches[date], model_version=version)
 
     incremental = dbt(run_models, tmp_path / "w1", env, reuse_parse=True)
     assert incremental.success, (incremental.failures(), incremental.exception, incremental.stdout[-2000:])
@@ -250,11 +253,18 @@ def test_a_fresh_lake_with_empty_zones_builds(tmp_path):
 
 
 def test_a_wrong_lake_root_is_one_clear_error(tmp_path):
-    res = dbt(["run", "--select", "stg_documents"], tmp_path / "w",
-              duckdb_env(tmp_path / "no-such-lake", tmp_path / "nlp.duckdb"), reuse_parse=True)
+    from spark_jobs import warehouse as warehouse_stage
+    from spark_jobs.settings import SettingsError
+    from tests.conftest import make_settings
+
+    with pytest.raises(SettingsError, match="no-such-lake has no tables"):
+        warehouse_stage.lake_vars(make_settings(tmp_path, lake_root=str(tmp_path / "no-such-lake")))
+    # dbt run by hand without the lake's tables says how to run it
+    env = {k: v for k, v in duckdb_env(tmp_path / "no-such-lake", tmp_path / "nlp.duckdb").items() if k != "NLP_LAKE_ROOT"}
+    res = dbt(["run", "--select", "stg_documents"], tmp_path / "w", env, reuse_parse=True)
     assert not res.success
     messages = " ".join(str(r.message) for r in res.results) + str(res.exception or "")
-    assert "NLP_LAKE_ROOT" in messages and "no-such-lake" in messages
+    assert "lake_tables" in messages and "make dbt" in messages
 
 
 def test_the_offline_incremental_switch_is_refused_outside_compile(fixture_lake, tmp_path):
@@ -281,14 +291,14 @@ def test_the_readme_questions_run_here_and_parse_as_athena_and_redshift(warehous
             assert not isinstance(parsed, sqlglot.exp.Command), (dialect, sql)
 
 
-def test_an_analysts_open_connection_does_not_block_the_build(fixture_lake, tmp_path):
+def test_an_analysts_open_connection_does_not_block_the_build(tmp_path):
     """README's read-only snippet holds the warehouse open while the pipeline's dbt stage runs: the
     build goes to a side copy and is swapped in; the open connection keeps its snapshot."""
     from spark_jobs import warehouse as warehouse_stage
     from tests.conftest import make_settings
 
     lake_root = tmp_path / "lake"
-    shutil.copytree(fixture_lake.root, lake_root)
+    write_lake(lake_root)
     settings = make_settings(tmp_path, lake_root=str(lake_root))
     assert warehouse_stage.run(settings).status == "succeeded"
     path = settings.path("warehouse_path")
@@ -305,13 +315,13 @@ def test_an_analysts_open_connection_does_not_block_the_build(fixture_lake, tmp_
     assert sorted(p.name for p in (tmp_path / "warehouse").iterdir()) == ["nlp.duckdb"]  # no side copy left
 
 
-def test_a_failed_build_leaves_the_previous_warehouse(fixture_lake, tmp_path):
+def test_a_failed_build_leaves_the_previous_warehouse(tmp_path):
     from spark_jobs import warehouse as warehouse_stage
     from spark_jobs.runlog import StageStopped
     from tests.conftest import make_settings
 
     lake_root = tmp_path / "lake"
-    shutil.copytree(fixture_lake.root, lake_root)
+    write_lake(lake_root)
     settings = make_settings(tmp_path, lake_root=str(lake_root))
     warehouse_stage.run(settings)
     path = settings.path("warehouse_path")

@@ -1,5 +1,5 @@
-"""Killing ingest mid-write leaves the previous partition whole; a re-run then gives exactly the rows
-of an uninterrupted run. A second ingest of the same date while one runs is refused."""
+"""Killing ingest mid-write leaves every table as readers saw it, with the date's batch all or nothing;
+a re-run then gives exactly the rows of an uninterrupted run."""
 import os
 import shutil
 import signal
@@ -9,11 +9,9 @@ import time
 
 import pytest
 
-from spark_jobs import ingest, replay
-from spark_jobs.lake import Lake, lock
-from spark_jobs.runlog import StageStopped
+from spark_jobs import ingest, replay, tables
+from spark_jobs.lake import Lake
 from spark_jobs.settings import PROJECT_ROOT
-from spark_jobs.vocabulary import ExitCode
 from tests.conftest import make_settings
 
 DATE = "2026-11-20"
@@ -26,27 +24,34 @@ def land_synthetic(settings, rows: int, seed: int) -> None:
     replay.synthetic_corpus(rows, 1, seed).to_csv(os.path.join(folder, "batch.csv"), index=False)
 
 
-def curated_rows(spark, settings):
-    df = spark.read.parquet(Lake(settings).partition("curated", DATE))
-    return sorted(tuple(r) for r in df.select("review_id", "text", "rating", "text_hash").collect())
+def rows_read(spark, settings, zone="curated"):
+    """What readers see (committed batches only), less what names the run or the lake's place."""
+    df = tables.read(spark, settings, zone, [DATE])
+    return sorted(tuple(r) for r in df.drop("batch_id", "source_file").collect())
+
+
+def data_files(settings) -> int:
+    root = os.path.join(settings.path("lake_root"), settings.lake_schema)
+    return sum(f.endswith(".parquet") for _, _, fs in os.walk(root) for f in fs)
 
 
 @pytest.mark.slow
-def test_kill_mid_write_keeps_the_old_partition_and_a_rerun_matches_an_uninterrupted_run(spark, tmp_path):
+def test_kill_mid_write_leaves_the_tables_whole_and_a_rerun_matches_an_uninterrupted_run(spark, tmp_path):
     settings = make_settings(tmp_path / "a")
     land_synthetic(settings, 300, seed=1)
     ingest.run(spark, settings, DATE)
-    before = curated_rows(spark, settings)
+    before = {zone: rows_read(spark, settings, zone) for zone in tables.BATCHED}
+    snapshots = {zone: tables.current_snapshot(spark, settings, zone) for zone in tables.BATCHED}
+    files = data_files(settings)
 
     land_synthetic(settings, 60_000, seed=2)
     flags = ["--lake-root", settings.lake_root, "--mlflow-tracking-uri", settings.mlflow_tracking_uri,
              "--spark-master", "local[2]", "--spark-driver-memory", "3g", "--date", DATE]
     proc = subprocess.Popen([sys.executable, "-m", "spark_jobs", "ingest", *flags], cwd=PROJECT_ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    zone = Lake(settings).zone("curated")
     deadline = time.monotonic() + 300
     try:
-        while not any(n.startswith("_staging-") for n in os.listdir(zone)):
+        while data_files(settings) == files:  # the new batch's first data file: it is writing
             assert proc.poll() is None, "ingest ended before it started writing"
             assert time.monotonic() < deadline, "ingest never started writing"
             time.sleep(0.02)
@@ -54,25 +59,20 @@ def test_kill_mid_write_keeps_the_old_partition_and_a_rerun_matches_an_uninterru
         os.killpg(proc.pid, signal.SIGKILL)  # the JVM too
         proc.wait()
 
-    assert curated_rows(spark, settings) == before  # readers still see the complete old partition
-    assert not Lake(settings).is_ingested(DATE)  # ...but the date is pending again for `make run`
+    # each table is at its old snapshot or at one whole commit of the new batch, and readers see the
+    # old batch everywhere (nothing committed yet) or nothing of the date (its run never succeeded)
+    after_kill = {zone: rows_read(spark, settings, zone) for zone in tables.BATCHED}
+    unchanged = {zone: tables.current_snapshot(spark, settings, zone) == snapshots[zone] for zone in tables.BATCHED}
+    if all(unchanged.values()):
+        assert after_kill == before and Lake(settings).is_ingested(DATE)
+    else:
+        assert all(rows == [] for rows in after_kill.values()) and not Lake(settings).is_ingested(DATE)
 
-    ingest.run(spark, settings, DATE)  # takes over the dead run's lock, cleans its staging folder
-    assert not [n for n in os.listdir(zone) if n.startswith("_")]
+    ingest.run(spark, settings, DATE)  # no lock to take over: nothing of the dead run holds the date
     assert Lake(settings).is_ingested(DATE)
     uninterrupted = make_settings(tmp_path / "b")
     shutil.copytree(Lake(settings).zone("raw"), Lake(uninterrupted).zone("raw"))
     ingest.run(spark, uninterrupted, DATE)
-    after = curated_rows(spark, settings)
-    assert len(after) > 50_000 and after == curated_rows(spark, uninterrupted)
-
-
-def test_a_second_ingest_of_the_same_date_is_refused_while_one_runs(spark, tmp_path):
-    settings = make_settings(tmp_path)
-    land_synthetic(settings, 20, seed=3)
-    with lock(settings, f"ingest-{DATE}"):
-        with pytest.raises(StageStopped) as stop:
-            ingest.run(spark, settings, DATE)
-    assert stop.value.exit_code == ExitCode.LOCKED
-    assert "already running" in str(stop.value) and f"pid {os.getpid()}" in str(stop.value)
-    assert ingest.run(spark, settings, DATE).rows_out == 20  # free again once the first one ends
+    for zone in tables.BATCHED:
+        assert rows_read(spark, settings, zone) == rows_read(spark, uninterrupted, zone), zone
+    assert len(rows_read(spark, settings)) > 50_000

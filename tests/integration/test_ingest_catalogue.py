@@ -21,7 +21,7 @@ from spark_jobs.lake import Lake
 from spark_jobs.runlog import StageStopped
 from spark_jobs.settings import PROJECT_ROOT
 from spark_jobs.vocabulary import ExitCode
-from tests.conftest import TWEETS, make_settings, need
+from tests.conftest import TWEETS, make_settings, need, table_rows
 
 DATE = "2026-11-10"
 HEADER = ",Clothing ID,Age,Title,Review Text,Rating,Recommended IND,Positive Feedback Count,Division Name,Department Name,Class Name\n"
@@ -199,9 +199,7 @@ def test_bad_input(spark, tmp_path, sources_file, case):
         return
 
     rec = ingest.run(spark, settings, DATE)
-    curated = spark.read.parquet(lake.partition("curated", DATE)).toPandas()
-    quarantine = spark.read.parquet(lake.partition("quarantine", DATE)).toPandas()
-    duplicates = spark.read.parquet(lake.partition("duplicates", DATE)).toPandas()
+    curated, quarantine, duplicates = (table_rows(settings, z, DATE) for z in ("curated", "quarantine", "duplicates"))
     assert rec.rows_in == len(curated) + len(quarantine) + len(duplicates) + (rec.rows_lost or 0)
     assert (rec.rows_out, rec.rows_rejected, rec.rows_duplicate) == (len(curated), len(quarantine), len(duplicates))
     if case.landed is not None:
@@ -210,7 +208,7 @@ def test_bad_input(spark, tmp_path, sources_file, case):
         assert len(curated) == case.curated
     assert len(duplicates) == case.duplicates
     assert set(duplicates.duplicate_of.dropna()) <= set(curated.review_id) | set(
-        spark.read.parquet(lake.zone("curated")).toPandas().review_id)
+        table_rows(settings, "curated").review_id)
     if case.reasons is not None:
         assert Counter(r for rs in quarantine.reasons for r in rs) == Counter(case.reasons)
     unreadable = quarantine.reasons.map(lambda rs: "unreadable" in rs)
@@ -227,7 +225,7 @@ def test_a_cut_gzip_accepted_by_the_setting_keeps_what_was_readable_and_says_the
     settings = make_settings(tmp_path, sources_file=sources_file, max_lost_share=1.0)
     put(settings, DATE, {"reviews": ("cut.csv.gz", cut_gzip())})
     rec = ingest.run(spark, settings, DATE)
-    quarantine = spark.read.parquet(Lake(settings).partition("quarantine", DATE)).toPandas()
+    quarantine = table_rows(settings, "quarantine", DATE)
     (damage,) = rec.outputs["damaged_files"]
     assert damage["file"] == "cut.csv.gz" and damage["lost"] is None and "cut before its end" in damage["why"]
     assert 0 < rec.rows_out < 400 and rec.rows_lost is None
@@ -268,7 +266,7 @@ def test_real_tweets_map_through_their_own_source(spark, tmp_path):
     sample = pd.read_csv(TWEETS, dtype=str).head(300)
     put(settings, DATE, {"tweets": ("tweets.csv", sample.to_csv(index=False).encode())})
     rec = ingest.run(spark, settings, DATE)
-    curated = spark.read.parquet(Lake(settings).partition("curated", DATE)).toPandas()
+    curated = table_rows(settings, "curated", DATE)
     assert rec.rows_in == 300 == rec.rows_out + rec.rows_rejected + rec.rows_duplicate
     assert curated.review_id.str.startswith("tw-").all() and curated.rating.isna().all()
     assert not curated.text.str.contains("&amp;").any()  # HTML entities decoded

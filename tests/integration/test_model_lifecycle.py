@@ -6,10 +6,10 @@ import shutil
 import pandas as pd
 import pytest
 
-from spark_jobs import infer, ingest, promotion, registry, replay, storage, train
+from spark_jobs import infer, ingest, promotion, registry, replay, tables, train
 from spark_jobs.lake import Lake
 from spark_jobs.vocabulary import ExitCode
-from tests.conftest import CORPUS, make_settings, need
+from tests.conftest import CORPUS, make_settings, need, table_rows
 
 D1, D2 = "2026-11-01", "2026-11-02"
 # A deliberately poor model: heavy regularisation and no class weights predict almost only "positive".
@@ -47,8 +47,12 @@ def aliases(settings):
 
 
 def predictions(spark, settings, zone, date, version):
-    path = Lake(settings).partition(zone, date, model_version=version)
-    return spark.read.parquet(path).toPandas().sort_values("review_id", ignore_index=True)
+    df = table_rows(settings, zone, date)
+    return df[df.model_version == int(version)].sort_values("review_id", ignore_index=True)
+
+
+def snapshots(settings, *zones):
+    return [tables.load_table(settings, z).current_snapshot().snapshot_id for z in zones]
 
 
 @pytest.mark.slow
@@ -81,15 +85,14 @@ def test_shadow_scoring_is_kept_apart_incremental_and_repeatable(spark, lake, tr
     assert [(r.stage, r.model_version, r.status) for r in first] == [("infer", "2", "succeeded"), ("shadow", "3", "succeeded")]
     champion = predictions(spark, lake, "predictions", D1, "2")
     shadow = predictions(spark, lake, "predictions_shadow", D1, "3")
-    lake_ = Lake(lake)
-    assert storage.list_dirs(lake_.partition("predictions", D1)) == ["model_version=2"]  # never mixed in
+    assert set(table_rows(lake, "predictions", D1).model_version) == {2}  # never mixed in
     assert list(champion.review_id) == list(shadow.review_id)  # the same rows, in shadow
     assert (shadow.label == "positive").mean() > (champion.label == "positive").mean()
 
-    files = storage.list_files(lake_.zone("predictions")) + storage.list_files(lake_.zone("predictions_shadow"))
+    before = snapshots(lake, "predictions", "predictions_shadow")
     again = infer.run(spark, lake, D1)
     assert [r.status for r in again] == ["skipped", "skipped"]  # no repeated work
-    assert storage.list_files(lake_.zone("predictions")) + storage.list_files(lake_.zone("predictions_shadow")) == files
+    assert snapshots(lake, "predictions", "predictions_shadow") == before  # no commit
 
     infer.run(spark, lake, D1, rescore=True)
     rescored = predictions(spark, lake, "predictions", D1, "2")
@@ -102,16 +105,24 @@ def test_shadow_scoring_is_kept_apart_incremental_and_repeatable(spark, lake, tr
 def test_inference_refuses_a_date_whose_ingest_did_not_complete(spark, lake, trained):
     from spark_jobs.runlog import StageStopped
 
-    marker = Lake(lake).completion_marker(D2)
-    saved = storage.read_text(marker)
-    storage.delete(marker)  # what an ingest killed between two partition swaps leaves
+    from pyspark.sql import functions as F
+
+    # what an ingest killed between two commits leaves: the date's curated rows are a batch whose
+    # ingest run never succeeded
+    name = tables.table(spark, lake, "curated")
+    saved = spark.table(name).where(F.col("ingest_date") == D2).localCheckpoint()
+    found = tables.current_snapshot(spark, lake, "curated")
+    tables.write_partitions(spark, lake, "curated", saved.withColumn("batch_id", F.lit("killed-run")),
+                            F.col("ingest_date") == D2, "killed-run", found)
     try:
         with pytest.raises(StageStopped) as stop:
             infer.run(spark, lake, D2)
         assert stop.value.exit_code == 2 and f"make ingest DATE={D2}" in str(stop.value)
         assert D2 not in Lake(lake).ingested_dates()  # nor is it trained on
     finally:
-        storage.put_text(marker, saved)
+        tables.write_partitions(spark, lake, "curated", saved, F.col("ingest_date") == D2, "restored",
+                                tables.current_snapshot(spark, lake, "curated"))
+        assert D2 in Lake(lake).ingested_dates()
 
 
 @pytest.mark.slow

@@ -7,10 +7,10 @@ import duckdb
 import pandas as pd
 import pytest
 
-from spark_jobs import cli, registry, splits, storage
+from spark_jobs import cli, registry, runlog, splits, storage, tables
 from spark_jobs.lake import Lake
 from spark_jobs.orchestrator import run_pipeline
-from tests.conftest import CORPUS, MODEL_DIR, need
+from tests.conftest import CORPUS, MODEL_DIR, need, table_rows
 
 DATES = ["2026-11-01", "2026-11-02"]
 # Personal data planted in the first day's batch: it must stay in the lake's tables (curated, quarantine).
@@ -24,12 +24,12 @@ PLANTED = pd.DataFrame([
 ])
 
 
-def zone_counts(spark, lake, zone):
-    return {d: spark.read.parquet(lake.partition(zone, d)).count() for d in lake.dates(zone)}
+def zone_counts(settings, zone):
+    return table_rows(settings, zone).groupby("ingest_date").size().to_dict()
 
 
-def predictions(spark, lake):
-    return spark.read.parquet(lake.zone("predictions")).toPandas()
+def predictions(settings):
+    return table_rows(settings, "predictions")
 
 
 @pytest.fixture(scope="module")
@@ -70,17 +70,17 @@ def test_stages_run_in_the_state_machine_order(first_run):
 def test_every_landed_row_is_accounted_for_and_scored_once(spark, first_run):
     settings, records, _ = first_run
     lake = Lake(settings)
-    curated = zone_counts(spark, lake, "curated")
-    quarantined = zone_counts(spark, lake, "quarantine")
+    curated = zone_counts(settings, "curated")
+    quarantined = zone_counts(settings, "quarantine")
     ingest_records = {r.ingest_date: r for r in records if r.stage == "ingest"}
-    preds = predictions(spark, lake)
+    preds = predictions(settings)
     infer_run = {r.ingest_date: r.run_id for r in records if r.stage == "infer"}
     for d in DATES:
         landed = sum(len(pd.read_csv(f, dtype=str)) for f in storage.list_files(lake.partition("raw", d)))  # read independently of Spark
         dup = ingest_records[d].rows_duplicate
         assert landed == curated[d] + quarantined[d] + dup
         day = preds[preds.ingest_date.astype(str) == d]
-        ids = set(spark.read.parquet(lake.partition("curated", d)).toPandas().review_id)
+        ids = set(table_rows(settings, "curated", d).review_id)
         assert set(day.review_id) == ids and day.review_id.is_unique
         assert set(day.run_id) == {infer_run[d]}
     champion = registry.champion(settings)
@@ -91,7 +91,7 @@ def test_every_landed_row_is_accounted_for_and_scored_once(spark, first_run):
     # the confidence is the predicted label's score, and that label is the highest scoring one
     picked = scores.to_numpy()[range(len(preds)), preds.label.map({"negative": 0, "neutral": 1, "positive": 2})]
     assert (abs(preds.confidence - picked) < 1e-12).all() and (abs(preds.confidence - scores.max(axis=1)) < 1e-12).all()
-    quarantine = spark.read.parquet(lake.zone("quarantine")).toPandas()
+    quarantine = table_rows(settings, "quarantine")
     assert quarantine.reasons.map(len).min() >= 1  # the corpus has reviews without text
 
     # the champion was trained on both dates: exactly its train split is marked as seen
@@ -123,7 +123,7 @@ def test_the_champion_is_registered_with_its_metrics_and_lineage(first_run):
 @pytest.mark.slow
 def test_the_mart_answers_and_matches_the_lake(spark, first_run):
     settings, _, _ = first_run
-    preds = predictions(spark, Lake(settings))
+    preds = predictions(settings)
     con = duckdb.connect(settings.path("warehouse_path"), read_only=True)
     per_day = dict(con.execute(
         "select cast(ingest_date as varchar), sum(n_documents) from mart_daily_sentiment group by 1").fetchall())
@@ -137,7 +137,7 @@ def test_the_mart_answers_and_matches_the_lake(spark, first_run):
 @pytest.mark.slow
 def test_the_report_is_html_with_plots_and_metrics(spark, first_run):
     settings, _, lines = first_run
-    preds = predictions(spark, Lake(settings))
+    preds = predictions(settings)
     for d in DATES:
         folder = os.path.join(settings.path("reports_dir"), d)
         html = open(os.path.join(folder, "monitoring.html"), encoding="utf-8").read()
@@ -155,14 +155,12 @@ def test_the_report_is_html_with_plots_and_metrics(spark, first_run):
 @pytest.mark.slow
 def test_a_second_run_changes_nothing(spark, first_run):
     settings, _, _ = first_run
-    lake = Lake(settings)
-    before = {z: zone_counts(spark, lake, z) for z in ("curated", "quarantine", "labels")}
-    files_before = storage.list_files(lake.zone("predictions"))
+    zones = ("curated", "quarantine", "labels", "predictions")
+    snapshots = {z: tables.load_table(settings, z).current_snapshot().snapshot_id for z in zones}
     records = run_pipeline(settings, log=lambda *_: None)
     assert [r.status for r in records if r.stage == "infer"] == ["skipped", "skipped"]
     assert not [r for r in records if r.stage in ("ingest", "train")]
-    assert {z: zone_counts(spark, lake, z) for z in before} == before
-    assert storage.list_files(lake.zone("predictions")) == files_before
+    assert {z: tables.load_table(settings, z).current_snapshot().snapshot_id for z in zones} == snapshots  # no commit
 
 
 @pytest.mark.slow
@@ -181,7 +179,7 @@ def test_a_batch_missing_a_column_is_blocked_before_inference(spark, first_run, 
     assert "2026-11-09" not in lake.dates("curated")
     assert storage.list_files(lake.partition("raw", "2026-11-09"))  # raw kept for re-processing
     assert cli.main(["infer", *flags]) == 2  # nothing curated: inference does not run
-    runs = [json.loads(storage.read_text(f)) for f in storage.list_files(lake.zone("runs"))]
+    runs = runlog.records(settings)
     assert {"stage": "ingest", "status": "blocked"}.items() <= next(
         r for r in runs if r["ingest_date"] == "2026-11-09" and r["stage"] == "ingest").items()
 
@@ -193,18 +191,19 @@ def test_planted_personal_data_stays_in_the_lakes_tables(first_run):
     artifacts), reports, logs or what the run printed."""
     settings, _, lines = first_run
     lake = Lake(settings)
-    curated = pd.read_parquet(lake.partition("curated", DATES[0]))
-    quarantine = pd.read_parquet(lake.partition("quarantine", DATES[0]))
+    curated = table_rows(settings, "curated", DATES[0])
+    quarantine = table_rows(settings, "quarantine", DATES[0])
     assert curated.text.str.contains(EMAIL, regex=False).sum() == 1
     assert quarantine.rating_raw.eq(EMAIL).sum() == 1
-    tables = {lake.zone(z) for z in ("raw", "curated", "quarantine", "duplicates", "labels")}
+    kept = {lake.zone("raw")} | {os.path.join(settings.path("lake_root"), settings.lake_schema, z, "data")
+                                 for z in ("curated", "quarantine", "duplicates", "labels")}  # the tables' data files
     places = [settings.path("lake_root"), settings.path("mlflow_artifact_root"), settings.path("reports_dir"),
               settings.path("log_dir"), settings.mlflow_uri[len("sqlite:///"):]]
     searched, found = 0, []
     for place in places:
         files = [place] if os.path.isfile(place) else [os.path.join(r, f) for r, _, fs in os.walk(place) for f in fs]
         for path in files:
-            if any(path.startswith(t + os.sep) for t in tables):
+            if any(path.startswith(t + os.sep) for t in kept):
                 continue
             searched += 1
             data = open(path, "rb").read()

@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from spark_jobs import cli, storage
+import pyarrow as pa
+
+from spark_jobs import cli, runlog, storage, tables
 from spark_jobs.lake import Lake
+from spark_jobs.runlog import RunRecord
 from spark_jobs.settings import PROJECT_ROOT
 from spark_jobs.vocabulary import ExitCode
 from tests.conftest import make_settings
@@ -38,12 +41,23 @@ def one_line(capsys) -> str:
 
 
 def landed(tmp_path: Path, date: str = DATE, ingested: bool = False) -> Lake:
-    """A lake with a file landed for `date` (and, when asked, the marker of a complete ingest)."""
-    lake = Lake(make_settings(tmp_path))
+    """A lake with a file landed for `date` (and, when asked, a committed batch for it: a curated row of
+    the batch and its succeeded ingest record, written with pyiceberg, no Spark needed)."""
+    settings = make_settings(tmp_path)
+    lake = Lake(settings)
     storage.put_text(storage.join(lake.partition("raw", date), "source=reviews", "reviews.csv"), REVIEWS)
     if ingested:
-        storage.put_text(lake.completion_marker(date), "{}")
+        rows = pa.table({"ingest_date": [date], "batch_id": ["b1"], "review_id": ["1"]})
+        catalog = tables.python_catalog(settings)
+        catalog.create_namespace_if_not_exists(settings.lake_schema)
+        catalog.create_table((settings.lake_schema, "curated"), schema=rows.schema).append(rows)
+        runlog.write(settings, RunRecord(stage="ingest", ingest_date=date, run_id="b1", status="succeeded"))
+        assert lake.is_ingested(date)
     return lake
+
+
+def stages_recorded(tmp_path: Path) -> list[str]:
+    return [r["stage"] for r in runlog.records(make_settings(tmp_path))]
 
 
 def test_a_mistyped_setting_is_refused_before_anything_runs(tmp_path, capsys, monkeypatch):
@@ -65,14 +79,14 @@ def test_infer_for_a_date_never_landed_says_to_land_it(tmp_path, capsys):
     assert cli.main(["infer", *flags(tmp_path), f"--date={DATE}"]) == ExitCode.BAD_SETTING
     line = one_line(capsys)
     assert f"nothing is landed for {DATE}" in line and f"make land FILE=... DATE={DATE}" in line
-    assert not (tmp_path / "lake" / "runs").exists()
+    assert stages_recorded(tmp_path) == []
 
 
 def test_infer_for_a_landed_date_not_ingested_says_to_ingest_it(tmp_path, capsys):
     landed(tmp_path)
     assert cli.main(["infer", *flags(tmp_path), f"--date={DATE}"]) == ExitCode.BAD_SETTING
     assert f"run `make ingest DATE={DATE}` first" in one_line(capsys)
-    assert not (tmp_path / "lake" / "runs").exists()
+    assert stages_recorded(tmp_path) == []
 
 
 def test_inference_without_a_champion_stops_with_its_own_code(tmp_path, capsys):
@@ -99,8 +113,7 @@ def test_a_registry_that_cannot_be_used_has_its_own_code_and_nothing_is_trained(
     assert code == ExitCode.REGISTRY_UNAVAILABLE
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith(f"STOPPED: MLflow store {store} cannot be used")
-    assert (tmp_path / "lake" / "runs" / "stage=ingest").exists()  # the batch was ingested...
-    assert not (tmp_path / "lake" / "runs" / "stage=train").exists()  # ...and nothing trained
+    assert "ingest" in stages_recorded(tmp_path) and "train" not in stages_recorded(tmp_path)  # ingested, not trained
 
 
 def test_an_unexpected_error_exits_1_with_one_line_and_its_trace_in_a_file(tmp_path, capsys):
@@ -116,11 +129,18 @@ def test_an_unexpected_error_exits_1_with_one_line_and_its_trace_in_a_file(tmp_p
     assert "Traceback" in trace.read_text() and str(trace) in line
 
 
+def test_dbt_on_a_lake_with_no_tables_names_the_setting(tmp_path, capsys):
+    (tmp_path / "lake").mkdir()
+    assert cli.main(["dbt", *flags(tmp_path)]) == ExitCode.BAD_SETTING
+    line = one_line(capsys)
+    assert line.startswith(f"ERROR: the lake at {tmp_path / 'lake'} has no tables in ") and "lake_root" in line
+
+
 def test_dbt_names_the_reason_it_failed(tmp_path, capsys):
-    (tmp_path / "lake").mkdir()  # a lake root with no files: dbt's sources refuse it
+    landed(tmp_path, ingested=True)  # a curated table without the columns the staging model reads
     assert cli.main(["dbt", *flags(tmp_path)]) == ExitCode.DBT_FAILED
     line = one_line(capsys)
-    assert line.startswith("STOPPED: dbt build failed: ") and "holds no files" in line and "NLP_LAKE_ROOT" in line
+    assert line.startswith("STOPPED: dbt build failed: model stg_committed_batches: ") and '"text"' in line, line
 
 
 def test_a_file_landed_under_the_wrong_source_can_be_taken_back(tmp_path, capsys):
@@ -129,7 +149,8 @@ def test_a_file_landed_under_the_wrong_source_can_be_taken_back(tmp_path, capsys
     assert storage.list_files(lake.partition("raw", DATE)) == []
     (aside,) = storage.list_files(lake.zone("unlanded"))
     assert f"ingest_date={DATE}/source=reviews/" in aside and aside.endswith("-reviews.csv")
-    assert Path(aside).read_text() == REVIEWS and not lake.is_ingested(DATE)  # pending again
+    assert Path(aside).read_text() == REVIEWS
+    assert lake.is_ingested(DATE)  # readers keep the committed batch until `make ingest` replaces it
     assert cli.main(["unland", *flags(tmp_path), f"--date={DATE}", "--file=reviews.csv"]) == ExitCode.BAD_SETTING
     assert f"nothing is landed for {DATE}" in capsys.readouterr().err
 

@@ -12,12 +12,11 @@ import duckdb
 import pandas as pd
 import pytest
 
-from spark_jobs import cli, landing, monitoring, storage
-from spark_jobs.lake import Lake
+from spark_jobs import cli, landing, monitoring, runlog
 from spark_jobs.orchestrator import run_pipeline
 from spark_jobs.runlog import StageStopped
 from spark_jobs.vocabulary import ExitCode
-from tests.conftest import CORPUS, MODEL_DIR, TWEETS, make_settings, need, unavailable
+from tests.conftest import CORPUS, MODEL_DIR, TWEETS, make_settings, need, table_rows, unavailable
 
 REVIEW_DAYS = ["2026-11-01", "2026-11-02", "2026-11-03"]
 TWEET_DAY = "2026-11-04"
@@ -97,25 +96,23 @@ def test_the_tweet_day_raises_drift_alerts_and_the_review_days_do_not(pipeline):
 @pytest.mark.slow
 def test_metrics_match_the_lake(pipeline):
     settings, _ = pipeline
-    lake = Lake(settings)
     day = REVIEW_DAYS[2]
     metrics = read_json(settings, day, "metrics.json")
-    (version,) = [d.split("=", 1)[1] for d in storage.list_dirs(lake.partition("predictions", day))]
-    preds = pd.read_parquet(lake.partition("predictions", day, model_version=version))
+    preds = table_rows(settings, "predictions", day)
+    (version,) = set(preds.model_version)
     assert metrics["n_predictions"] == len(preds) and metrics["model_version"] == int(version)
     assert metrics["mean_confidence"] == pytest.approx(preds.confidence.mean())
     assert metrics["label_shares"] == pytest.approx(preds.label.value_counts(normalize=True).to_dict(), abs=1e-6)
     assert metrics["share_low_confidence"] == pytest.approx((preds.confidence < settings.low_confidence).mean())
 
-    (record,) = [json.loads(storage.read_text(f)) for f in storage.list_files(
-        storage.join(lake.zone("runs"), "stage=ingest", f"ingest_date={day}"))]
+    (record,) = runlog.records(settings, "ingest", day)
     integrity = metrics["integrity"]
-    quarantined = len(pd.read_parquet(lake.partition("quarantine", day)))
+    quarantined = len(table_rows(settings, "quarantine", day))
     assert (integrity["landed"], integrity["quarantined"]) == (record["rows_in"], quarantined)
     assert integrity["quarantine_share"] == pytest.approx(quarantined / record["rows_in"], abs=1e-6)
 
     assert metrics["baseline_dates"] == REVIEW_DAYS[:2] and metrics["training_dates"] == REVIEW_DAYS
-    curated = {d: pd.read_parquet(lake.partition("curated", d)).text.str.len() for d in REVIEW_DAYS}
+    curated = {d: table_rows(settings, "curated", d).text.str.len() for d in REVIEW_DAYS}
     psi = monitoring.psi(pd.concat([curated[d] for d in REVIEW_DAYS[:2]]), curated[day])
     assert metrics["drift"]["psi_text_length"] == pytest.approx(psi, abs=1e-6)
     assert metrics["drift"]["oov_rate"] == 0  # the day was part of the training data
@@ -240,7 +237,7 @@ def test_the_day_after_a_critical_alert_builds_every_mart(day_after_the_alert):
     """The alerted report's run record (status `alerted`) is input to the next dbt build: it must pass."""
     settings, stop = day_after_the_alert
     assert stop is None or stop.exit_code == 9, stop  # an alert of its own may stop it; dbt (7) may not
-    records = [json.loads(storage.read_text(f)) for f in storage.list_files(Lake(settings).zone("runs"))]
+    records = runlog.records(settings)
     (build,) = [r for r in records if r["stage"] == "dbt" and r["started_at"] > max(
         r["started_at"] for r in records if r["stage"] == "report" and r["ingest_date"] == TWEET_DAY)]
     assert build["status"] == "succeeded", build["message"]

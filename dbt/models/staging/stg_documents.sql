@@ -14,3 +14,9 @@ select
     source_file,
     text_hash
 from {{ lake_source('curated') }} as curated
+where exists (  -- the date's committed batch only
+    select 1
+    from {{ ref('stg_committed_batches') }} as committed
+    where committed.ingest_date = curated.ingest_date
+      and committed.batch_id = curated.batch_id
+)

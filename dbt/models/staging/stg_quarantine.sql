@@ -13,3 +13,9 @@ select
                                                   as source,
     source_file
 from {{ lake_source('quarantine') }} as quarantine
+where exists (  -- the date's committed batch only
+    select 1
+    from {{ ref('stg_committed_batches') }} as committed
+    where committed.ingest_date = quarantine.ingest_date
+      and committed.batch_id = quarantine.batch_id
+)

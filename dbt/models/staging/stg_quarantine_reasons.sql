@@ -6,3 +6,9 @@ select
     reason
 from {{ lake_source('quarantine') }} as quarantine
 {{ unnest_array('quarantine', 'reasons', 'reason') }}
+where exists (  -- the date's committed batch only
+    select 1
+    from {{ ref('stg_committed_batches') }} as committed
+    where committed.ingest_date = quarantine.ingest_date
+      and committed.batch_id = quarantine.batch_id
+)

@@ -12,3 +12,9 @@ select
     run_id,
     seen_in_training                   -- null: the version's training scope is unknown
 from {{ lake_source('predictions_shadow') }} as predictions_shadow
+where exists (  -- the date's committed batch only
+    select 1
+    from {{ ref('stg_committed_batches') }} as committed
+    where committed.ingest_date = predictions_shadow.ingest_date
+      and committed.batch_id = predictions_shadow.batch_id
+)

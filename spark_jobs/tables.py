@@ -1,0 +1,309 @@
+"""The lake's tables: Apache Iceberg, one per zone but raw (which keeps the landed bytes as files).
+
+    table                partitioned by               written by
+    curated              ingest_date                  ingest (one commit per table and date)
+    quarantine           ingest_date                  ingest
+    duplicates           ingest_date                  ingest
+    labels               ingest_date                  ingest
+    predictions          ingest_date, model_version   infer
+    predictions_shadow   ingest_date, model_version   infer (the challenger)
+    runs                 (none)                       every stage run: one row each, appended (runlog.py)
+
+One catalog per lake (setting lake_catalog): `local` is Iceberg's JDBC catalog on a SQLite file (no
+server; lake_catalog_db, by default catalog.db in the lake root), `glue` the Glue Data Catalog on AWS,
+where Athena and Redshift Spectrum read the same tables. Spark reaches the catalog through a catalog
+plugin registered per lake (`catalog`); plain Python (run records, the checks before a command starts,
+DuckDB's readers) through pyiceberg (`python_catalog`).
+
+A stage writes a date by replacing the table's rows of that date (predictions: of that date and
+model version) in one commit (`write_partitions`: an overwrite by filter, atomic even when the new
+rows are none), so a reader sees all of them or none, and a job killed before its commit leaves the
+table as it was. The commit is validated against the table as the stage found it when it started:
+if another run committed to the same partition meanwhile, this one fails with ConcurrentCommit
+(exit 8) and commits nothing more.
+
+Ingest writes four tables, so four commits. Every row carries the `batch_id` of the ingest run that
+wrote it (predictions: of the batch they scored), and that run's record (status succeeded) is the
+commit record of the whole batch. A date's committed batch is the one the curated table holds for it,
+if its run succeeded (`committed`); readers take every table's rows of a date only where they belong
+to that batch. A run killed between two of its commits leaves rows of a batch that never succeeded:
+nobody reads them, the date counts as not ingested, and the next `make run` ingests it again.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import sqlite3
+
+from .settings import Settings
+
+ZONES = ("curated", "quarantine", "duplicates", "labels", "predictions", "predictions_shadow", "runs")
+COMMITTED = ("curated", "quarantine", "duplicates", "labels", "predictions", "predictions_shadow")  # batch_id-filtered
+PARTITIONS = {"predictions": ("ingest_date", "model_version"), "predictions_shadow": ("ingest_date", "model_version"),
+              "runs": ()}
+BATCHED = ("curated", "quarantine", "duplicates", "labels")  # ingest's tables: rows carry batch_id
+PROPERTIES = {
+    "format-version": "2",
+    "write.spark.accept-any-schema": "true",  # a new column evolves the table in place (merge-schema)
+    "write.parquet.compression-codec": "zstd",
+    # no column bounds in the metadata: Iceberg's default keeps the first 16 characters of each file's
+    # smallest and largest value, which for review texts is personal data outside the data files
+    "write.metadata.metrics.default": "counts",
+}
+
+
+class ConcurrentCommit(RuntimeError):
+    """Another run committed the same partition of a table while this one ran."""
+
+
+def partition_columns(zone: str) -> tuple[str, ...]:
+    return PARTITIONS.get(zone, ("ingest_date",))
+
+
+# --- where the catalog is ---------------------------------------------------------------------------------
+def warehouse(settings: Settings) -> str:
+    """The lake root as a URI Iceberg can use (tables go to <warehouse>/<namespace>/<table>)."""
+    root = settings.path("lake_root")
+    return root if "://" in root else "file://" + root
+
+
+def catalog_db(settings: Settings) -> str:
+    return settings.resolve(settings.lake_catalog_db) if settings.lake_catalog_db else \
+        os.path.join(settings.path("lake_root"), "catalog.db")
+
+
+def prepare_catalog_db(path: str) -> None:
+    """The SQLite file in WAL mode (kept in the file): Spark's JDBC connection and pyiceberg's read and
+    write it from two processes, and in WAL mode a reader never blocks the other's commit."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with contextlib.closing(sqlite3.connect(path, timeout=30)) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+
+
+def catalog_properties(settings: Settings) -> dict[str, str]:
+    """Iceberg catalog properties, the same for Spark's catalog plugin and for pyiceberg."""
+    if settings.lake_catalog == "glue":
+        return {"catalog-impl": "org.apache.iceberg.aws.glue.GlueCatalog", "warehouse": warehouse(settings),
+                "io-impl": "org.apache.iceberg.aws.s3.S3FileIO"}
+    # busy_timeout: a commit waits for another process's short catalog write instead of failing
+    return {"catalog-impl": "org.apache.iceberg.jdbc.JdbcCatalog",
+            "uri": "jdbc:sqlite:" + catalog_db(settings) + "?busy_timeout=30000",
+            "jdbc.schema-version": "V1", "warehouse": warehouse(settings)}
+
+
+def catalog_name(settings: Settings) -> str:
+    """Spark's name for this lake's catalog: one per catalog location, so one session may reach several
+    lakes (the tests do)."""
+    props = catalog_properties(settings)
+    return "lake_" + hashlib.sha1(f"{props.get('uri', 'glue')}|{props['warehouse']}".encode()).hexdigest()[:10]
+
+
+def spark_conf(settings: Settings) -> dict[str, str]:
+    """The session settings that register the lake's catalog (spark.py sets them at start)."""
+    name = f"spark.sql.catalog.{catalog_name(settings)}"
+    return {name: "org.apache.iceberg.spark.SparkCatalog",
+            **{f"{name}.{k}": v for k, v in catalog_properties(settings).items()}}
+
+
+def catalog(spark, settings: Settings) -> str:
+    """Registers the lake's catalog in this session (once) and creates its namespace; returns its name."""
+    name = catalog_name(settings)
+    if spark.conf.get(f"spark.sql.catalog.{name}", None) is None:
+        for key, value in spark_conf(settings).items():
+            spark.conf.set(key, value)
+    if settings.lake_catalog == "local":
+        prepare_catalog_db(catalog_db(settings))
+    spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {name}.{_ident(settings.lake_schema)}")
+    return name
+
+
+def _ident(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ValueError(f"not an identifier: {name!r}")
+    return name
+
+
+def table(spark, settings: Settings, zone: str) -> str:
+    assert zone in ZONES, zone
+    return f"{catalog(spark, settings)}.{_ident(settings.lake_schema)}.{zone}"
+
+
+def exists(spark, settings: Settings, zone: str) -> bool:
+    return bool(spark.catalog.tableExists(table(spark, settings, zone)))
+
+
+def current_snapshot(spark, settings: Settings, zone: str) -> int | None:
+    if not exists(spark, settings, zone):
+        return None
+    rows = spark.sql(f"SELECT snapshot_id FROM {table(spark, settings, zone)}.history "
+                     "WHERE is_current_ancestor ORDER BY made_current_at DESC LIMIT 1").collect()
+    return rows[0].snapshot_id if rows else None
+
+
+# --- writing -----------------------------------------------------------------------------------------------
+def write_partitions(spark, settings: Settings, zone: str, df, condition, run_id: str, found_at: int | None) -> int:
+    """Replaces the table's rows matching `condition` (a Column over partition columns) with df's, in
+    one commit validated against the table as it was at snapshot `found_at` (None: it did not exist
+    yet). Returns the snapshot committed (tagged with run_id: lineage)."""
+    name = table(spark, settings, zone)
+    writer = df.writeTo(name).option("snapshot-property.run-id", run_id)
+    try:
+        if not exists(spark, settings, zone):
+            writer = writer.partitionedBy(*[df[c] for c in partition_columns(zone)]) if partition_columns(zone) else writer
+            for key, value in PROPERTIES.items():
+                writer = writer.tableProperty(key, value)
+            try:
+                writer.create()
+                return _snapshot_of(spark, name, run_id)
+            except Exception as exc:  # another run created it first: overwrite like any later write
+                if "already exists" not in str(exc):
+                    raise
+                writer = df.writeTo(name).option("snapshot-property.run-id", run_id)
+        writer = writer.option("merge-schema", "true").option("isolation-level", "serializable")
+        if found_at is not None:
+            writer = writer.option("validate-from-snapshot-id", str(found_at))
+        writer.overwrite(condition)
+    except Exception as exc:
+        if _conflict(exc):
+            raise ConcurrentCommit(f"{zone}: another run committed the same partition while this one ran "
+                                   f"({_java_message(exc)})") from None
+        raise
+    return _snapshot_of(spark, name, run_id)
+
+
+def _snapshot_of(spark, name: str, run_id: str) -> int:
+    rows = spark.sql(f"SELECT snapshot_id FROM {name}.snapshots WHERE summary['run-id'] = '{_safe(run_id)}' "
+                     "ORDER BY committed_at DESC LIMIT 1").collect()
+    return rows[0].snapshot_id
+
+
+def _safe(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]+", value):
+        raise ValueError(f"unexpected run id {value!r}")
+    return value
+
+
+def _java_message(exc: BaseException) -> str:
+    text = str(exc)
+    found = re.search(r"(ValidationException|CommitFailedException): ([^\n]+)", text)
+    return (found.group(0) if found else text.strip().splitlines()[0])[:300]
+
+
+def _conflict(exc: BaseException) -> bool:
+    return bool(re.search(r"org\.apache\.iceberg\.exceptions\.(ValidationException|CommitFailedException)"
+                          r"|Found conflicting files", str(exc)))
+
+
+# --- reading ----------------------------------------------------------------------------------------------
+def read(spark, settings: Settings, zone: str, dates: list[str] | None = None):
+    """A table's committed rows (of some dates), or None while the table does not exist: rows of a
+    batch that never succeeded, or no longer the date's batch, are left out (module docstring)."""
+    from pyspark.sql import functions as F
+
+    if not exists(spark, settings, zone):
+        return None
+    df = spark.table(table(spark, settings, zone))
+    if dates is not None:
+        df = df.where(F.col("ingest_date").isin(list(dates)))
+    if zone in COMMITTED:
+        pairs = spark.createDataFrame(sorted(committed(settings).items()), "ingest_date string, batch_id string")
+        df = df.join(F.broadcast(pairs), ["ingest_date", "batch_id"], "left_semi")
+    return df
+
+
+# --- pyiceberg: the same catalog from plain Python ---------------------------------------------------------
+def python_catalog(settings: Settings):
+    """The lake's catalog through pyiceberg (no JVM): for run records, the checks before a command starts
+    and DuckDB's readers."""
+    from pyiceberg.catalog import load_catalog
+
+    if settings.lake_catalog == "glue":
+        return load_catalog("lake", type="glue", warehouse=warehouse(settings).replace("s3a://", "s3://"),
+                            **_s3_properties())
+    path = catalog_db(settings)
+    prepare_catalog_db(path)
+    # the JDBC catalog keys its rows by catalog name: pyiceberg must use Spark's name for this lake
+    return load_catalog(catalog_name(settings), type="sql", uri=f"sqlite:///{path}?timeout=30", warehouse=warehouse(settings),
+                        **_s3_properties())
+
+
+def _s3_properties() -> dict[str, str]:
+    """pyiceberg's S3 settings from the AWS environment (a moto server in tests, a VPC endpoint)."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    props = {"s3.region": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"}
+    if endpoint:
+        props.update({"s3.endpoint": endpoint, "s3.force-virtual-addressing": "false"})
+    for env, key in (("AWS_ACCESS_KEY_ID", "s3.access-key-id"), ("AWS_SECRET_ACCESS_KEY", "s3.secret-access-key"),
+                     ("AWS_SESSION_TOKEN", "s3.session-token")):
+        if os.environ.get(env):
+            props[key] = os.environ[env]
+    return props
+
+
+def load_table(settings: Settings, zone: str):
+    """The pyiceberg table, or None while it does not exist."""
+    from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+
+    if settings.lake_catalog == "local" and not os.path.exists(catalog_db(settings)):
+        return None  # reading creates nothing
+    try:
+        return python_catalog(settings).load_table((settings.lake_schema, zone))
+    except (NoSuchTableError, NoSuchNamespaceError):
+        return None
+
+
+def succeeded_ingests(settings: Settings) -> set[str]:
+    """The run ids of the ingests that succeeded."""
+    from pyiceberg.expressions import And, EqualTo
+
+    runs = load_table(settings, "runs")
+    if runs is None:
+        return set()
+    rows = runs.scan(row_filter=And(EqualTo("stage", "ingest"), EqualTo("status", "succeeded")),
+                     selected_fields=("run_id",)).to_arrow()
+    return set(rows.column("run_id").to_pylist())
+
+
+def committed(settings: Settings) -> dict[str, str]:
+    """ingest_date -> its committed batch: the batch the curated table holds for the date, if the
+    ingest run that wrote it succeeded. Dates missing here are not ingested (or not completely)."""
+    t = load_table(settings, "curated")
+    if t is None or t.current_snapshot() is None:
+        return {}
+    held = t.scan(selected_fields=("ingest_date", "batch_id")).to_arrow().group_by(
+        ["ingest_date", "batch_id"]).aggregate([]).to_pylist()
+    ok = succeeded_ingests(settings)
+    return {r["ingest_date"]: r["batch_id"] for r in held if r["batch_id"] in ok}
+
+
+def dates(settings: Settings, zone: str) -> list[str]:
+    """The ingest_dates a table holds, from its partition metadata (committed or not)."""
+    t = load_table(settings, zone)
+    if t is None or t.current_snapshot() is None:
+        return []
+    partitions = t.inspect.partitions().column("partition").to_pylist()
+    return sorted({p["ingest_date"] for p in partitions})
+
+
+def batch_of(settings: Settings, date: str) -> str | None:
+    """The batch the curated table holds for a date (one per date: each ingest replaces the date)."""
+    from pyiceberg.expressions import EqualTo
+
+    t = load_table(settings, "curated")
+    if t is None or t.current_snapshot() is None:
+        return None
+    rows = t.scan(row_filter=EqualTo("ingest_date", date), selected_fields=("batch_id",), limit=1).to_arrow()
+    return rows.column("batch_id")[0].as_py() if rows.num_rows else None
+
+
+def metadata_locations(settings: Settings) -> dict[str, str]:
+    """zone -> the metadata file of its current snapshot, for the tables that exist: what DuckDB's
+    iceberg_scan reads (dbt's lake_source, the report)."""
+    out = {}
+    for zone in ZONES:
+        t = load_table(settings, zone)
+        if t is not None and t.current_snapshot() is not None:
+            out[zone] = t.metadata_location
+    return out
