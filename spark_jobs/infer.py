@@ -83,6 +83,7 @@ def _score(spark, settings: Settings, date: str, ref: registry.ModelRef, zone: s
         write_partition(spark, score(model, curated, ref, rec.run_id, settings.max_sentence_length, seen), target)
         written = spark.read.parquet(target)
         rec.rows_out = written.count()
-        rec.outputs.update({"predictions": target,
-                            "flagged": written.where("size(flags) > 0").count()})
+        flags = written.select(F.explode("flags").alias("flag")).groupBy("flag").count().collect()
+        rec.outputs.update({"predictions": target, "flagged": written.where("size(flags) > 0").count(),
+                            "flags": {r["flag"]: r["count"] for r in flags}})
     return rec

@@ -10,6 +10,7 @@
     <lake_root>/quality/ingest_date=D/validation.json, data_docs/index.html
     <lake_root>/locks/<name>.lock                       held while a stage writes a date
     <lake_root>/unlanded/ingest_date=D/source=S/<time>-<file>   files taken back out of raw (`make unland`)
+    <lake_root>/metrics/producer=P/ingest_date=D/<run_id>.json  metric rows of stage runs and reports (metrics.py)
 
 Folders whose names start with `_` or `.` are ignored by Spark and by the dbt sources'
 `ingest_date=*` globs, so staging copies are invisible until they are swapped in. For the same
@@ -30,7 +31,7 @@ from .settings import Settings
 from . import storage
 
 ZONES = ("raw", "curated", "quarantine", "duplicates", "labels", "predictions", "predictions_shadow",
-         "runs", "quality", "locks", "unlanded")
+         "runs", "quality", "locks", "unlanded", "metrics")
 LEGACY_ZONES = {"runs": "_runs", "quality": "_quality", "locks": "_locks"}  # zone -> its name before
 COMPLETE_MARKER = "ingest_complete.json"
 

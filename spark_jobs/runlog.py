@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Iterator
 
-from . import storage
+from . import metrics, storage
 from .lake import Lake
 from .settings import PROJECT_ROOT, Settings
 from .vocabulary import ExitCode, RunStatus, Stage
@@ -120,6 +120,11 @@ def stage_run(settings: Settings, stage: str, date: str) -> Iterator[RunRecord]:
             write(settings, record)
         except Exception as exc:  # the record must never hide the stage's own error
             print(f"warning: could not write run record: {exc}", file=sys.stderr)
+        try:
+            metrics.publish(settings, metrics.of_record(record))
+        except Exception as exc:  # nor must its metrics (the record above holds the same figures)
+            print(f"warning: could not publish the metrics of {stage} {date}: {type(exc).__name__}: "
+                  f"{str(exc).splitlines()[0][:300] if str(exc) else ''}", file=sys.stderr)
         summary = record.message or _counts(record)
         progress(stage, date, f"{record.status} in {record.seconds:.1f}s{' - ' + summary if summary else ''}")
 

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import duckdb
@@ -27,7 +28,8 @@ S3_URI = "s3://nlp-batch-test/lake"
 OFFLINE = ["--no-populate-cache", "--no-introspect"]
 DIALECT = {"athena": "athena", "redshift": "redshift"}
 MARTS = ["fct_predictions", "dim_products", "mart_daily_sentiment", "mart_daily_product_sentiment",
-         "mart_model_performance", "mart_data_quality", "mart_pipeline_runs", "mart_champion_challenger"]
+         "mart_model_performance", "mart_data_quality", "mart_pipeline_runs", "mart_champion_challenger",
+         "mart_monitoring_metrics", "mart_monitoring_alerts", "mart_monitoring_daily", "mart_segment_drift"]
 
 
 @pytest.mark.parametrize("target", ["local", "athena", "redshift", "postgres"])
@@ -62,7 +64,7 @@ def compiled_nodes(target_dir: Path, resource_types=("model", "test")) -> dict[s
 @pytest.mark.parametrize("incremental", [False, True])
 def test_every_compiled_model_and_test_parses_in_the_target_dialect(compiled, target, incremental):
     nodes = compiled_nodes(compiled[(target, incremental)])
-    assert sum(n["resource_type"] == "model" for n in nodes.values()) == 18
+    assert sum(n["resource_type"] == "model" for n in nodes.values()) == 23
     for uid, node in nodes.items():
         statements = sqlglot.parse(node["compiled_code"], read=DIALECT[target],
                                    error_level=sqlglot.ErrorLevel.RAISE)
@@ -125,12 +127,15 @@ def test_glue_ddl_describes_the_files_the_lake_holds(glue_ddl, fixture_lake):
     glue_to_arrow = {"STRING": "string", "INT": "int32", "DOUBLE": "double", "BIGINT": "int64", "BOOLEAN": "bool",
                      "ARRAY<STRING>": "list<element: string>"}
     tables = {t["name"]: t for t in map(table_parts, glue_ddl)}
-    assert set(tables) == {"curated", "quarantine", "labels", "predictions", "predictions_shadow", "runs"}
+    assert set(tables) == {"curated", "quarantine", "labels", "predictions", "predictions_shadow", "runs", "metrics"}
     for name, table in tables.items():
         if table["json"]:
-            assert table["location"] == f"{S3_URI}/runs/" and not table["partitions"]
-            record = fixture_lake.runs[0]
-            assert {c for c, _ in table["columns"]} <= set(record)
+            assert table["location"] == f"{S3_URI}/{name}/" and not table["partitions"]
+            columns = {c for c, _ in table["columns"]}
+            if name == "runs":
+                assert columns <= set(fixture_lake.runs[0])
+            else:   # every field a metric row has is a column (spark_jobs.metrics.MetricRow)
+                assert columns == set(asdict(fixture_lake.metrics[0]))
             continue
         assert table["projection"]["projection.enabled"] == "true"
         for key, _ in table["partitions"]:
@@ -270,6 +275,6 @@ def test_apply_creates_the_glue_tables_through_the_athena_api(tmp_path):
         sent = sorted(q.split("*/", 1)[-1].strip() for q in sent)  # dbt prefixes a query comment
         printed = sorted(s.strip() for s in res.stdout.split(";\n")
                          if s.strip().startswith(("CREATE DATABASE", "CREATE EXTERNAL TABLE")))
-        assert len(printed) == 7 and sent == printed
+        assert len(printed) == 8 and sent == printed
     finally:
         server.stop()

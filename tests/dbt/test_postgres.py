@@ -144,7 +144,7 @@ def assert_marts_equal_duckdbs(port: int, schema: str, duckdb_build) -> None:
 
 def test_postgres_build_passes_and_its_marts_equal_duckdbs(postgres, pg_build, duckdb_build):
     assert pg_build.success, pg_build.failures() or pg_build.exception
-    assert sum(str(r.node.resource_type) == "unit_test" for r in pg_build.results) == 9
+    assert sum(str(r.node.resource_type) == "unit_test" for r in pg_build.results) == 11
     assert_marts_equal_duckdbs(postgres, "nlp_marts", duckdb_build)
 
 

@@ -34,7 +34,7 @@ def test_build_runs_every_model_unit_test_and_data_test(duckdb_build):
     result = duckdb_build.result
     assert result.success, result.failures() or result.exception
     kinds = Counter(str(r.node.resource_type) for r in result.results)
-    assert kinds["model"] == 18 and kinds["unit_test"] == 9 and kinds["test"] >= 80, kinds
+    assert kinds["model"] == 23 and kinds["unit_test"] == 11 and kinds["test"] >= 80, kinds
 
 
 def test_fct_predictions_has_one_row_per_prediction_with_its_document(warehouse, fixture_lake):
