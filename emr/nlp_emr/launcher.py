@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Any, Callable
 
-from spark_jobs.monitoring import cluster_dollars_per_hour
+from spark_jobs.monitoring import cluster_dollars_per_hour, profile_price
 from spark_jobs.settings import Settings, SettingsError
 
 from . import template
@@ -390,9 +390,8 @@ def measured_cost(emr, cluster_id: str, pricing: dict) -> list[str]:
 
 def estimate(profile_name: str) -> list[str]:
     """The plan's figure before anything ran: the profile's price per hour x pricing.json's typical hours."""
-    pricing, profile = load_json("pricing.json"), load_json("profiles.json")[profile_name]
-    per_hour = cluster_dollars_per_hour(pricing, profile["InstanceGroups"])
-    hours = pricing["estimated_run_hours"][profile_name]
+    pricing = load_json("pricing.json")
+    per_hour, hours = profile_price(pricing, load_json("profiles.json"), profile_name)
     return [f"  ~${per_hour * hours:.2f} per run ({profile_name} profile: ${per_hour:.3f}/h x {hours:g} h, "
             f"{pricing['region']} on-demand; an estimate: each run prints its measured cost)"]
 
