@@ -29,9 +29,11 @@ COMMANDS = {
     "promote": "promotion gate for --model-version (default: the challenger); --force skips the gate",
     "dbt": "build and test the warehouse",
     "report": "monitoring report for --date",
+    "retrain": "after the report of --date raised a critical alert: train a candidate by the retraining policy "
+               "(retrain_* settings), through the promotion gate",
 }
-NEEDS_DATE = {"land", "unland", "ingest", "infer", "report"}
-NEEDS_LAKE = {"ingest", "train", "infer", "promote", "dbt", "report", "unland"}
+NEEDS_DATE = {"land", "unland", "ingest", "infer", "report", "retrain"}
+NEEDS_LAKE = {"ingest", "train", "infer", "promote", "dbt", "report", "unland", "retrain"}
 EXIT_TABLE = "exit codes: " + "; ".join(f"{c.value} {c.name.lower().replace('_', ' ')}" for c in ExitCode)
 
 
@@ -114,6 +116,15 @@ def check_inputs(command: str, s) -> None:
         from . import report
 
         report.check_inputs(s, date)
+    if command in ("retrain", "run"):
+        from . import retrain
+
+        retrain.check(s)
+    if command == "retrain":
+        from . import report
+
+        report.alerts_of(s, date)
+        _need_champion(s)
     if command == "unland" and not storage.list_files(lake.partition("raw", date)):
         raise settings_mod.SettingsError(f"unland {date}: nothing is landed for {date} under {lake.zone('raw')}")
 
@@ -178,3 +189,7 @@ def dispatch(args, s) -> None:
             from . import promotion
 
             promotion.run(spark, s, force=args.force)
+        elif cmd == "retrain":
+            from . import retrain
+
+            retrain.run(spark, s, s.date)
