@@ -114,6 +114,7 @@ class Deployment:
             "RetryIntervalSeconds": str(s.sfn_retry_interval_seconds),
             "StageTimeoutSeconds": str(s.emr_stage_timeout_seconds),
             "ClusterStartPolls": str(s.emr_cluster_start_polls), "MartsDatabaseName": s.athena_schema,
+            **alarm_thresholds(s),
         }
         needed = {"VpcId": "NLP_AWS_VPC_ID", "SubnetId": "NLP_EMR_SUBNET_ID",
                   "DatabaseSubnetIds": "NLP_AWS_DB_SUBNET_IDS"}
@@ -358,6 +359,18 @@ class Deployment:
                 if c["Name"] == wanted:
                     return c["Id"]
         return None
+
+
+# stack parameter -> the setting whose threshold the monitoring report alerts on: the alarms fire with it
+ALARM_THRESHOLDS = {"QuarantineShareCritical": "quarantine_share_critical", "PsiCritical": "psi_critical",
+                    "LabelJsCritical": "label_js_critical", "TokenJsCritical": "token_js_critical",
+                    "OovRateCritical": "oov_rate_critical", "EmbeddingDistanceCritical": "embedding_distance_critical",
+                    "MacroF1DropCritical": "macro_f1_drop_critical", "RunSecondsWarning": "run_seconds_warning",
+                    "DollarsPerMillionTextsWarning": "dollars_per_million_texts_warning"}
+
+
+def alarm_thresholds(settings: Settings) -> dict[str, str]:
+    return {param: f"{getattr(settings, name):g}" for param, name in ALARM_THRESHOLDS.items()}
 
 
 def measured_cost(emr, cluster_id: str, pricing: dict) -> list[str]:
