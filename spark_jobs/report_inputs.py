@@ -3,7 +3,7 @@ target names, the lake's quality zone, the MLflow registry, and the price files.
 
 The warehouse (marts, and the staging/intermediate views they are built from) is read with the SQL of
 QUERIES. Each statement is written once and runs unchanged on DuckDB (target `local`), Athena
-(PyAthena) and Redshift (redshift_connector); tests/report/test_report_sql.py parses it in each
+(PyAthena) and Redshift (redshift_connector); tests/dbt/test_report_sql.py parses it in each
 dialect with sqlglot and runs it on DuckDB and, for Redshift's dialect, on PostgreSQL. Parameters are
 `:name` placeholders filled with literals (dates YYYY-MM-DD and numbers only), so the text a test
 proves is the text an engine runs.

@@ -273,7 +273,7 @@ def analyst_queries() -> list[str]:
 
 def test_the_readme_questions_run_here_and_parse_as_athena_and_redshift(warehouse):
     queries = analyst_queries()
-    assert len(queries) == 5
+    assert len(queries) == 6
     for sql in queries:
         assert len(warehouse.sql(sql).fetchall()) > 0, sql
         for dialect in ("athena", "redshift"):
