@@ -36,7 +36,7 @@ EMR := PYTHONPATH=emr $(PY) -m nlp_emr
 EMR_CACHE := .cache/emr
 YES = $(filter 1 true yes,$(1))
 
-.PHONY: setup run land unland replay ingest train infer promote dbt report test test-fast bench clean clean-lake \
+.PHONY: setup run land unland replay ingest train infer promote dbt report retrain test test-fast bench clean clean-lake \
         help synth deploy destroy preflight emr-artifacts emr-locks maintain
 
 ## help: this list (the `## ` comments of the Makefile)
@@ -96,7 +96,8 @@ replay: setup
 ## ingest DATE=D: validate, curate and quarantine one landed date
 ## train: train every pipeline of NLP_TRAIN_PIPELINES through the promotion gate
 ## report DATE=D: the monitoring report of a scored date
-ingest train report: setup
+## retrain DATE=D: after a report's critical alert, train a candidate by the retraining policy (retrain_* settings)
+ingest train report retrain: setup
 	$(JOB) $@
 
 ## infer DATE=D [RESCORE=1]: the champion (and the challenger, in shadow) scores a date

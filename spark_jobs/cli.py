@@ -30,9 +30,11 @@ COMMANDS = {
     "dbt": "build and test the warehouse",
     "report": "monitoring report for --date",
     "maintain": "compact the lake's tables, expire old snapshots, delete orphan files (weekly)",
+    "retrain": "after the report of --date raised a critical alert: train a candidate by the retraining policy "
+               "(retrain_* settings), through the promotion gate",
 }
-NEEDS_DATE = {"land", "unland", "ingest", "infer", "report"}
-NEEDS_LAKE = {"ingest", "train", "infer", "promote", "dbt", "report", "unland", "maintain"}
+NEEDS_DATE = {"land", "unland", "ingest", "infer", "report", "retrain"}
+NEEDS_LAKE = {"ingest", "train", "infer", "promote", "dbt", "report", "unland", "maintain", "retrain"}
 EXIT_TABLE = "exit codes: " + "; ".join(f"{c.value} {c.name.lower().replace('_', ' ')}" for c in ExitCode)
 
 
@@ -119,6 +121,15 @@ def check_inputs(command: str, s) -> None:
         from .warehouse import lake_vars
 
         lake_vars(s)  # a lake with no table is a wrong setting, before dbt starts
+    if command in ("retrain", "run"):
+        from . import retrain
+
+        retrain.check(s)
+    if command == "retrain":
+        from . import report
+
+        report.alerts_of(s, date)
+        _need_champion(s)
     if command == "unland" and not storage.list_files(lake.partition("raw", date)):
         raise settings_mod.SettingsError(f"unland {date}: nothing is landed for {date} under {lake.zone('raw')}")
 
@@ -188,3 +199,7 @@ def dispatch(args, s) -> None:
             from . import maintain
 
             maintain.run(spark, s)
+        elif cmd == "retrain":
+            from . import retrain
+
+            retrain.run(spark, s, s.date)

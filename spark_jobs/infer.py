@@ -92,8 +92,10 @@ def _score(spark, settings: Settings, date: str, ref: registry.ModelRef, zone: s
                                status=RunStatus.FAILED) from None
         written = spark.table(tables.table(spark, settings, zone)).where(where & (F.col("run_id") == rec.run_id))
         rec.rows_out = written.count()
+        flags = written.select(F.explode("flags").alias("flag")).groupBy("flag").count().collect()
         rec.outputs.update({"table": zone, "snapshots": {zone: snapshot},
-                            "flagged": written.where("size(flags) > 0").count()})
+                            "flagged": written.where("size(flags) > 0").count(),
+                            "flags": {r["flag"]: r["count"] for r in flags}})
     return rec
 
 

@@ -165,6 +165,15 @@ def cluster_dollars_per_hour(pricing: Mapping, instance_groups: Iterable[Mapping
     return total
 
 
+def profile_price(pricing: Mapping, profiles: Mapping, profile: str) -> tuple[float, float]:
+    """(dollars per hour, typical hours per run) of a cluster profile of emr/profiles.json; a KeyError
+    names a profile the files do not have."""
+    if profile not in profiles:
+        raise KeyError(profile)
+    return (cluster_dollars_per_hour(pricing, profiles[profile]["InstanceGroups"]),
+            float(pricing["estimated_run_hours"][profile]))
+
+
 def dollars_per_million(dollars_per_hour: float, texts_per_second: float) -> float:
     """What scoring one million texts costs at a throughput, on a cluster billed per hour."""
     if texts_per_second <= 0:
@@ -222,6 +231,9 @@ def rules(t: Mapping[str, float]) -> list[Rule]:
              t["macro_f1_drop_critical"]),
         Rule("quality", "challenger_agreement", "challenger agreement", t["challenger_agreement_warning"],
              direction="below"),
+        Rule("pipeline", "run_seconds", "seconds the batch's stage runs took", t["run_seconds_warning"]),
+        Rule("pipeline", "emr_dollars_per_million_texts", "EMR dollars per million texts",
+             t["dollars_per_million_texts_warning"]),
     ]
 
 

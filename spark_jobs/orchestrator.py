@@ -2,7 +2,8 @@
 
     replay (when the lake is empty) -> ingest each pending date -> train (only when there is no
     champion yet: each configured pipeline through the promotion gate) -> infer each date (champion,
-    and the challenger in shadow) -> dbt build -> report for each date scored in this run
+    and the challenger in shadow) -> dbt build -> report for each date scored in this run -> retrain
+    after each report that raised a critical alert (retrain_auto: the policy in retrain.py decides)
 
 A daily run has one pending date; a first run backfills every landed date and trains on all of them.
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 import os
 import time
 
-from . import infer, ingest, migration, registry, replay, report, tables, train, warehouse
+from . import infer, ingest, migration, registry, replay, report, retrain, tables, train, warehouse
 from .lake import Lake
 from .runlog import RunRecord, StageStopped
 from .settings import Settings
@@ -64,6 +65,8 @@ def run_pipeline(settings: Settings, log=print) -> list[RunRecord]:
                 if stop.exit_code != ExitCode.CRITICAL_ALERT:
                     raise
                 alerted.append(str(stop))  # published with its alerts; the other dates still get theirs
+                if settings.retrain_auto:
+                    records += retrain.run(spark, settings, date)
 
     summarise(spark, settings, records, time.monotonic() - started, log)
     if alerted:

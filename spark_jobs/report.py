@@ -7,6 +7,10 @@ Outputs in reports/<run_date>/:
     metrics.json       the day's figures, section by section (written by the notebook)
     alerts.json        every crossed threshold with its severity, and the worst one as `status`
 
+The notebook reads the warehouse through the connection of the dbt target (report_inputs: DuckDB,
+Athena or Redshift) and computes with report_sections. Its figures and alerts are then published
+(metrics.publish): to the lake's metrics table, and to CloudWatch when that is on.
+
 Stops (runlog.StageStopped) with exit code 6 when a notebook cell fails (the message names the cell
 and its section), and 9 when the report raised a critical alert: the report is published first,
 and the alerts go to SNS when `report_sns_topic_arn` is set.
@@ -19,9 +23,9 @@ import os
 import sys
 from dataclasses import fields
 
-from . import tables
+from . import metrics, report_inputs
 from .runlog import RunRecord, StageStopped, stage_run
-from .settings import Settings
+from .settings import Settings, SettingsError
 from .vocabulary import ExitCode, RunStatus
 
 NOTEBOOK = "monitoring_report.ipynb"
@@ -40,15 +44,13 @@ def parameters(settings: Settings, date: str, out_dir: str) -> dict:
     return {
         "run_date": date,
         "baseline_days": settings.report_baseline_days,
-        "warehouse_target": settings.dbt_target,
-        "warehouse_path": settings.path("warehouse_path"),
+        "warehouse": report_inputs.connection_of(settings),
         "lake_root": settings.path("lake_root"),
-        "lake_tables": tables.metadata_locations(settings),  # what it reads: the snapshots current now
-        "committed": tables.committed(settings),
         "mlflow_uri": settings.mlflow_uri,
         "model_name": settings.model_name,
         "embeddings_model_dir": settings.path("embeddings_model_dir"),
         "sample_size": settings.report_sample_size,
+        "segment_min_rows": settings.report_segment_min_rows,
         "pricing_file": settings.path("report_pricing_file"),
         "emr_profile": settings.emr_profile,
         "pipeline_target": settings.target,
@@ -136,8 +138,6 @@ def kernel_stderr_to(path: str):
 def check_inputs(settings: Settings, date: str) -> None:
     """Before papermill starts: the warehouse holds current predictions for the date (DuckDB target;
     on the other targets the notebook's own first cell says so)."""
-    from .settings import SettingsError
-
     if settings.dbt_target != "local":
         return
     path = settings.path("warehouse_path")
@@ -155,6 +155,15 @@ def check_inputs(settings: Settings, date: str) -> None:
     if date not in scored:
         raise SettingsError(f"report {date}: no predictions for {date} in {path} (dates scored: "
                             f"{', '.join(scored) or 'none'}); run `make infer DATE={date}`, then `make dbt`")
+
+
+def alerts_of(settings: Settings, date: str) -> dict:
+    """The alerts.json the report of `date` wrote (what `retrain` decides on)."""
+    path = os.path.join(settings.path("reports_dir"), date, "alerts.json")
+    if not os.path.exists(path):
+        raise SettingsError(f"no monitoring report for {date} ({path} is missing); run `make report DATE={date}` first")
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
 
 
 def run(settings: Settings, date: str) -> RunRecord:
@@ -187,6 +196,14 @@ def run(settings: Settings, date: str) -> RunRecord:
             payload = json.load(f)
         rec.outputs.update({"html": html, "metrics": os.path.join(out_dir, "metrics.json"), "alerts": alerts_file,
                             "status": payload["status"], "n_alerts": len(payload["alerts"])})
+        with open(os.path.join(out_dir, "metrics.json"), encoding="utf-8") as f:
+            figures = json.load(f)
+        try:
+            rec.outputs.update(metrics.publish(settings, metrics.of_report(figures, payload, rec.run_id,
+                                                                           rec.started_at)))
+        except Exception as exc:  # the report is written; say that its metrics are missing
+            print(f"warning: report {date}: metrics not published: {type(exc).__name__}: "
+                  f"{str(exc).splitlines()[0][:300] if str(exc) else ''}", file=sys.stderr)
         message_id = publish_alerts(settings, payload, html)
         if message_id:
             rec.outputs["sns_message_id"] = message_id

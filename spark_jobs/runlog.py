@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from typing import Iterator
 
+from . import metrics
 from .settings import PROJECT_ROOT, Settings
 from .vocabulary import ExitCode, RunStatus, Stage
 
@@ -99,26 +100,9 @@ def _as_row(record: RunRecord) -> dict:
 
 
 def runs_table(settings: Settings):
-    """The runs table, created on first use; a table written by an older version gains the new columns."""
-    from pyiceberg.exceptions import TableAlreadyExistsError
-
     from . import tables
 
-    schema = _run_schema()
-    table = tables.load_table(settings, "runs")
-    if table is None:
-        catalog = tables.python_catalog(settings)
-        catalog.create_namespace_if_not_exists(settings.lake_schema)
-        try:
-            table = catalog.create_table((settings.lake_schema, "runs"), schema=schema,
-                                         location=f"{tables.warehouse(settings)}/{settings.lake_schema}/runs",
-                                         properties={"format-version": "2"})
-        except TableAlreadyExistsError:  # another process created it first
-            table = tables.load_table(settings, "runs")
-    if set(schema.names) - set(table.schema().column_names):
-        with table.update_schema() as update:
-            update.union_by_name(schema)
-    return table
+    return tables.python_table(settings, "runs", _run_schema())
 
 
 def write(settings: Settings, record: RunRecord) -> int:
@@ -187,6 +171,11 @@ def stage_run(settings: Settings, stage: str, date: str) -> Iterator[RunRecord]:
             write(settings, record)
         except Exception as exc:  # the record must never hide the stage's own error
             print(f"warning: could not write run record: {exc}", file=sys.stderr)
+        try:
+            metrics.publish(settings, metrics.of_record(record))
+        except Exception as exc:  # nor must its metrics (the record above holds the same figures)
+            print(f"warning: could not publish the metrics of {stage} {date}: {type(exc).__name__}: "
+                  f"{str(exc).splitlines()[0][:300] if str(exc) else ''}", file=sys.stderr)
         summary = record.message or _counts(record)
         progress(stage, date, f"{record.status} in {record.seconds:.1f}s{' - ' + summary if summary else ''}")
 

@@ -186,7 +186,35 @@ class Settings:
                                          "test macro-F1", default=0.15)
     challenger_agreement_warning: float = _doc("warn when champion and shadow challenger agree on fewer than this "
                                                "share of the day's texts", default=0.8)
+    run_seconds_warning: float = _doc("warn when a batch's stage runs took longer than this in all (seconds): the "
+                                      "run's duration budget", default=7200.0)
+    dollars_per_million_texts_warning: float = _doc("warn when scoring on the EMR profile would cost more than this "
+                                                    "many dollars per million texts at the measured throughput",
+                                                    default=50.0)
+    report_segment_min_rows: int = _doc("drift per department and per product is computed for segments with at "
+                                        "least this many predictions on the day and in the baseline", default=30)
     # --- end of the monitoring report block --------------------------------------------------------------
+
+    # --- metrics out: spark_jobs/metrics.py (every stage run and report) ----------------------------------
+    cloudwatch_metrics: bool = _doc("also publish every stage run's and report's metrics to CloudWatch "
+                                    "(PutMetricData; on EMR the launcher turns it on); they always land in the "
+                                    "lake's metrics zone", default=False)
+    cloudwatch_namespace: str = _doc("CloudWatch namespace of the metrics (on EMR: the stack's name, which its "
+                                     "alarms and dashboard read)", default="nlp-batch")
+
+    # --- retraining: spark_jobs/retrain.py (`make retrain DATE=D`, and `make run` after a critical report) --
+    retrain_on: str = _doc("metrics whose critical alert in a report starts a retraining (comma-separated rule "
+                           "metrics of spark_jobs/monitoring.py)", default="macro_f1_drop,oov_rate,embedding_distance")
+    retrain_auto: bool = _doc("`make run` retrains after a report whose critical alerts the policy accepts "
+                              "(false: only `make retrain` does)", default=True)
+    retrain_window_days: int = _doc("the recent labelled dates a retraining takes: those within this many days "
+                                    "up to the alerted date", default=7)
+    retrain_history_days: int = _doc("labelled dates before the window that a retraining adds as history "
+                                     "(0 = every earlier date)", default=0)
+    retrain_min_labelled_rows: int = _doc("a retraining needs at least this many labelled rows in its window",
+                                          default=100)
+    retrain_cooldown_days: int = _doc("no retraining for an alerted date less than this many days after the one "
+                                      "that caused the last retraining", default=7)
 
     # --- per run ---------------------------------------------------------------------------------------
     date: str = _doc("ingest_date to process (YYYY-MM-DD); empty = every pending date", default="")
@@ -240,9 +268,19 @@ class Settings:
                 raise SettingsError(f"setting train_pipelines: unknown pipeline {name!r} (known: {', '.join(PIPELINES)})")
         if self.class_weighting not in ("balanced", "none"):
             raise SettingsError(f"setting class_weighting={self.class_weighting!r}: expected 'balanced' or 'none'")
+        for name in ("retrain_window_days", "retrain_cooldown_days"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"setting {name} must be at least 1")
+        if self.retrain_history_days < 0 or self.retrain_min_labelled_rows < 1 or self.report_segment_min_rows < 1:
+            raise SettingsError("settings retrain_history_days >= 0, retrain_min_labelled_rows >= 1 and "
+                                "report_segment_min_rows >= 1 are required")
         if self.embeddings_batch_size < 1 or self.max_sentence_length < 8:
             raise SettingsError("settings embeddings_batch_size >= 1 and max_sentence_length >= 8 are required")
         return self
+
+    @property
+    def retrain_metrics(self) -> list[str]:
+        return [m.strip() for m in self.retrain_on.split(",") if m.strip()]
 
     @property
     def pipelines(self) -> list[str]:

@@ -39,10 +39,10 @@ import sqlite3
 
 from .settings import Settings
 
-ZONES = ("curated", "quarantine", "duplicates", "labels", "predictions", "predictions_shadow", "runs")
+ZONES = ("curated", "quarantine", "duplicates", "labels", "predictions", "predictions_shadow", "runs", "metrics")
 COMMITTED = ("curated", "quarantine", "duplicates", "labels", "predictions", "predictions_shadow")  # batch_id-filtered
 PARTITIONS = {"predictions": ("ingest_date", "model_version"), "predictions_shadow": ("ingest_date", "model_version"),
-              "runs": ()}
+              "runs": (), "metrics": ()}
 BATCHED = ("curated", "quarantine", "duplicates", "labels")  # ingest's tables: rows carry batch_id
 PROPERTIES = {
     "format-version": "2",
@@ -64,8 +64,11 @@ def partition_columns(zone: str) -> tuple[str, ...]:
 
 # --- where the catalog is ---------------------------------------------------------------------------------
 def warehouse(settings: Settings) -> str:
-    """The lake root as a URI Iceberg can use (tables go to <warehouse>/<namespace>/<table>)."""
+    """The lake root as a URI Iceberg can use (tables go to <warehouse>/<namespace>/<table>). In Glue
+    the locations are s3:// (Athena and Redshift read no other scheme; Iceberg's S3FileIO writes them)."""
     root = settings.path("lake_root")
+    if settings.lake_catalog == "glue":
+        return "s3://" + root.split("://", 1)[1] if root.startswith(("s3a://", "s3n://")) else root
     return root if "://" in root else "file://" + root
 
 
@@ -220,7 +223,7 @@ def python_catalog(settings: Settings):
     from pyiceberg.catalog import load_catalog
 
     if settings.lake_catalog == "glue":
-        return load_catalog("lake", type="glue", warehouse=warehouse(settings).replace("s3a://", "s3://"),
+        return load_catalog("lake", type="glue", warehouse=warehouse(settings),
                             **_s3_properties())
     path = catalog_db(settings)
     prepare_catalog_db(path)
@@ -240,6 +243,27 @@ def _s3_properties() -> dict[str, str]:
         if os.environ.get(env):
             props[key] = os.environ[env]
     return props
+
+
+def python_table(settings: Settings, zone: str, schema):
+    """A table written from plain Python (runs, metrics), created on first use with the arrow `schema`;
+    a table written by an older version gains the new columns."""
+    from pyiceberg.exceptions import TableAlreadyExistsError
+
+    table = load_table(settings, zone)
+    if table is None:
+        catalog = python_catalog(settings)
+        catalog.create_namespace_if_not_exists(settings.lake_schema)
+        try:
+            table = catalog.create_table((settings.lake_schema, zone), schema=schema,
+                                         location=f"{warehouse(settings)}/{settings.lake_schema}/{zone}",
+                                         properties={"format-version": "2"})
+        except TableAlreadyExistsError:  # another process created it first
+            table = load_table(settings, zone)
+    if set(schema.names) - set(table.schema().column_names):
+        with table.update_schema() as update:
+            update.union_by_name(schema)
+    return table
 
 
 def load_table(settings: Settings, zone: str):

@@ -53,8 +53,15 @@ def data_fingerprint(df: DataFrame) -> str:
 
 
 def run(spark: SparkSession, settings: Settings, date: str | None = None) -> list[RunRecord]:
-    lake = Lake(settings)
-    dates = [d for d in lake.ingested_dates() if not date or d <= date]
+    """Every configured pipeline on every ingested date (up to `date`), each through the gate."""
+    dates = [d for d in Lake(settings).ingested_dates() if not date or d <= date]
+    return fit_and_gate(spark, settings, dates, date or (dates[-1] if dates else ""), settings.pipelines)
+
+
+def fit_and_gate(spark: SparkSession, settings: Settings, dates: list[str], date: str, pipelines: list[str],
+                 tags: dict[str, str] | None = None) -> list[RunRecord]:
+    """Fits each pipeline on the labelled documents of `dates` (their frozen train split), registers it
+    with `tags` added to its lineage, and passes it through the promotion gate."""
     if not dates:
         raise StageStopped("train: no labelled curated data in the lake yet (run ingest first)",
                            exit_code=ExitCode.NO_TRAINING_DATA, status=RunStatus.FAILED)
@@ -63,12 +70,13 @@ def run(spark: SparkSession, settings: Settings, date: str | None = None) -> lis
         raise StageStopped(f"train: splits {splits.counts} on {', '.join(dates)}; every split needs rows",
                            exit_code=ExitCode.NO_TRAINING_DATA, status=RunStatus.FAILED)
     try:
-        return [train_one(spark, settings, name, splits, date or dates[-1]) for name in settings.pipelines]
+        return [train_one(spark, settings, name, splits, date, tags) for name in pipelines]
     finally:
         splits.release()
 
 
-def train_one(spark: SparkSession, settings: Settings, name: str, splits: Splits, date: str) -> RunRecord:
+def train_one(spark: SparkSession, settings: Settings, name: str, splits: Splits, date: str,
+              tags: dict[str, str] | None = None) -> RunRecord:
     import mlflow
 
     def step(text: str) -> None:  # fitting MiniLM takes minutes: say what is happening
@@ -88,7 +96,8 @@ def train_one(spark: SparkSession, settings: Settings, name: str, splits: Splits
             })
             lineage = {"pipeline": name, "training_dates": ",".join(splits.dates),
                        "training_rows": str(splits.counts["train"]),
-                       "training_data_hash": data_fingerprint(splits.train), "code_version": rec.code_version}
+                       "training_data_hash": data_fingerprint(splits.train), "code_version": rec.code_version,
+                       **(tags or {})}
             mlflow.set_tags(lineage)
 
             step(f"fitting on {splits.counts['train']:,} rows of {len(splits.dates)} dates")

@@ -49,6 +49,7 @@ class Stage(StrEnum):
     DBT = "dbt"
     REPORT = "report"
     MAINTAIN = "maintain"
+    RETRAIN = "retrain"        # the retraining policy after a report's critical alert (it may train)
 
 
 # The Spark NLP pipelines a model can be (spark_jobs/nlp.py builds them).
@@ -59,6 +60,12 @@ LABELS = ("negative", "neutral", "positive")
 
 # Alert severities of the monitoring report, mildest first.
 SEVERITIES = ("warning", "critical")
+
+# The monitoring report's sections, in its order (the `section` of every alert and report metric).
+REPORT_SECTIONS = ("integrity", "outputs", "drift", "quality", "pipeline")
+
+# What a drift statistic per segment is measured over (mart_segment_drift).
+SEGMENTS = ("department", "product")
 
 # Why a row is quarantined: the names of the row checks (quality.ROW_CHECKS, and each row-level
 # expectation's meta.reason in expectations/documents.json).
@@ -78,6 +85,8 @@ def dbt_vars() -> dict:
         "stages": [s.value for s in Stage],
         "labels": list(LABELS),
         "severities": list(SEVERITIES),
+        "report_sections": list(REPORT_SECTIONS),
+        "segments": list(SEGMENTS),
         "quarantine_reasons": list(QUARANTINE_REASONS),
         "max_field_chars": MAX_FIELD_CHARS,
     }

@@ -168,6 +168,9 @@ class Artifacts:
             "NLP_ATHENA_WORKGROUP": o["AthenaWorkGroup"], "NLP_ATHENA_SCHEMA": o["MartsDatabase"],
             "NLP_LAKE_SCHEMA": o["LakeDatabase"], "NLP_LAKE_CATALOG": "glue",
             "NLP_REPORT_SNS_TOPIC_ARN": o["TopicArn"],
+            # metrics of every stage run and report to CloudWatch, where the stack's alarms and dashboard read them
+            "NLP_CLOUDWATCH_METRICS": "true", "NLP_CLOUDWATCH_NAMESPACE": self.s.aws_stack_name,
+            "NLP_AWS_REGION": self.s.aws_region,
             "NLP_CODE_VERSION": self.version, "AWS_REGION": self.s.aws_region,
             "AWS_DEFAULT_REGION": self.s.aws_region, "EMR_WORK_DIR": WORK_DIR,
             "EMR_REPORTS_S3": f"s3://{self.bucket}/reports/",

@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Any, Callable
 
-from spark_jobs.monitoring import cluster_dollars_per_hour
+from spark_jobs.monitoring import cluster_dollars_per_hour, profile_price
 from spark_jobs.settings import Settings, SettingsError
 
 from . import template
@@ -114,6 +114,7 @@ class Deployment:
             "RetryIntervalSeconds": str(s.sfn_retry_interval_seconds),
             "StageTimeoutSeconds": str(s.emr_stage_timeout_seconds),
             "ClusterStartPolls": str(s.emr_cluster_start_polls), "MartsDatabaseName": s.athena_schema,
+            **alarm_thresholds(s),
         }
         needed = {"VpcId": "NLP_AWS_VPC_ID", "SubnetId": "NLP_EMR_SUBNET_ID",
                   "DatabaseSubnetIds": "NLP_AWS_DB_SUBNET_IDS"}
@@ -360,6 +361,18 @@ class Deployment:
         return None
 
 
+# stack parameter -> the setting whose threshold the monitoring report alerts on: the alarms fire with it
+ALARM_THRESHOLDS = {"QuarantineShareCritical": "quarantine_share_critical", "PsiCritical": "psi_critical",
+                    "LabelJsCritical": "label_js_critical", "TokenJsCritical": "token_js_critical",
+                    "OovRateCritical": "oov_rate_critical", "EmbeddingDistanceCritical": "embedding_distance_critical",
+                    "MacroF1DropCritical": "macro_f1_drop_critical", "RunSecondsWarning": "run_seconds_warning",
+                    "DollarsPerMillionTextsWarning": "dollars_per_million_texts_warning"}
+
+
+def alarm_thresholds(settings: Settings) -> dict[str, str]:
+    return {param: f"{getattr(settings, name):g}" for param, name in ALARM_THRESHOLDS.items()}
+
+
 def measured_cost(emr, cluster_id: str, pricing: dict) -> list[str]:
     """Lines: each step's instance-hours and dollars, and the cluster's, from EMR's timestamps (a cluster
     still up is counted until now). The price per hour is monitoring.cluster_dollars_per_hour, the one
@@ -390,9 +403,8 @@ def measured_cost(emr, cluster_id: str, pricing: dict) -> list[str]:
 
 def estimate(profile_name: str) -> list[str]:
     """The plan's figure before anything ran: the profile's price per hour x pricing.json's typical hours."""
-    pricing, profile = load_json("pricing.json"), load_json("profiles.json")[profile_name]
-    per_hour = cluster_dollars_per_hour(pricing, profile["InstanceGroups"])
-    hours = pricing["estimated_run_hours"][profile_name]
+    pricing = load_json("pricing.json")
+    per_hour, hours = profile_price(pricing, load_json("profiles.json"), profile_name)
     return [f"  ~${per_hour * hours:.2f} per run ({profile_name} profile: ${per_hour:.3f}/h x {hours:g} h, "
             f"{pricing['region']} on-demand; an estimate: each run prints its measured cost)"]
 

@@ -131,7 +131,8 @@ def test_roles_are_assumable_only_by_their_service_and_grant_nothing_broad(resou
         assert trust["Action"] == "sts:AssumeRole" and list(trust["Principal"]) == ["Service"], name
         if trust["Principal"]["Service"] != "ec2.amazonaws.com":   # EC2 sends no source account
             assert trust["Condition"]["StringEquals"]["aws:SourceAccount"] == ACCOUNT, name
-    star_ok = {"elasticmapreduce:RunJobFlow", "elasticmapreduce:AddTags", "elasticmapreduce:ListClusters"}
+    star_ok = {"elasticmapreduce:RunJobFlow", "elasticmapreduce:AddTags", "elasticmapreduce:ListClusters",
+               "cloudwatch:PutMetricData"}   # no resource-level form: scoped by its namespace below
     for name, doc in policies(resources).items():
         for statement in doc["Statement"]:
             actions, targets = listed(statement["Action"]), listed(statement["Resource"])
@@ -140,6 +141,8 @@ def test_roles_are_assumable_only_by_their_service_and_grant_nothing_broad(resou
                 assert set(actions) <= star_ok, (name, statement["Sid"])
                 if "elasticmapreduce:RunJobFlow" in actions:
                     assert statement["Condition"]["StringEquals"]["aws:RequestTag/project"] == NAME
+                if "cloudwatch:PutMetricData" in actions:
+                    assert statement["Condition"]["StringEquals"]["cloudwatch:namespace"] == NAME
 
 
 def test_the_cluster_can_read_raw_data_but_never_delete_or_rewrite_it(resources):

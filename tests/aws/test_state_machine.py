@@ -108,10 +108,23 @@ def test_a_blocked_batch_and_a_critical_alert_stop_without_retries_and_notify(st
     emr_worker.outcome = lambda stage, args: "ALERT" if stage == "report" else "COMPLETED"
     status = execute(deployment, "alerted", {"ingest_date": DATE})     # a blocked date may run again
     assert status["error"] == "CriticalAlert"
-    assert emr_worker.stages() == ["ingest", "ingest", "infer", "dbt", "report"]
+    # after the critical alert the retraining policy runs (it decides on the report's alerts), then the alert
+    assert emr_worker.stages() == ["ingest", "ingest", "infer", "dbt", "report", "retrain"]
+    assert emr_worker.stage_args()[-1][1:] == ["retrain", "--date", DATE]
     assert cluster_states(emr_worker) == ["TERMINATED", "TERMINATED"]
     assert [n["Message"].split(": ")[1] for n in inbox()] == ["QualityGateBlocked", "CriticalAlert"]
     assert claim(deployment, DATE) == "ALERTED"
+
+
+def test_a_retraining_that_fails_gets_3_attempts_then_fails_the_run(stack, emr_worker):
+    deployment, inbox = stack
+    emr_worker.outcome = lambda stage, args: {"report": "ALERT", "retrain": "FAILED"}.get(stage, "COMPLETED")
+    status = execute(deployment, "retrain-fails", {"ingest_date": DATE})
+    assert status["status"] == "FAILED" and status["error"] == "PipelineFailed"
+    assert emr_worker.stages() == ["ingest", "infer", "dbt", "report"] + ["retrain"] * 3
+    assert cluster_states(emr_worker) == ["TERMINATED"]
+    (note,) = inbox()
+    assert "attempt 3 of 3 ended FAILED" in note["Message"]
 
 
 def test_a_second_execution_for_the_same_date_is_refused(stack, emr_worker):

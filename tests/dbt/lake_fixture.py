@@ -64,6 +64,7 @@ class Lake:
     predictions: pd.DataFrame = field(default_factory=pd.DataFrame)
     shadow: pd.DataFrame = field(default_factory=pd.DataFrame)
     runs: list[dict] = field(default_factory=list)
+    metrics: list = field(default_factory=list)   # spark_jobs.metrics.MetricRow, as published
 
 
 def lake_settings(root: Path):
@@ -230,9 +231,53 @@ def write_lake(root: Path, *, seed: int = 7) -> Lake:
     write_run(root, "infer", DATES[1], clock + dt.timedelta(minutes=6), 0.0, status="skipped",
               model_name="review_sentiment", model_version="1", message="already scored by review_sentiment v1")
 
+    lake.metrics = write_metrics(root, clock + dt.timedelta(hours=1))
     lake.curated, lake.quarantine = pd.concat(curated), pd.concat(quarantine)
     lake.labels, lake.predictions, lake.shadow = pd.concat(labels), pd.concat(predictions), pd.concat(shadow)
     from spark_jobs.runlog import records
 
     lake.runs = records(lake_settings(root))
     return lake
+
+
+def write_metrics(root: Path, clock: dt.datetime) -> list:
+    """The metrics table as the stage runs and reports publish it (spark_jobs.metrics, the project's own
+    writer): a report per date (the first one superseded by a re-run), per-label shares, drift per
+    department and product, a critical alert and a Great Expectations warning on the third date, the
+    infer runs' flag counts, and the dbt stage's undated figures."""
+    from spark_jobs import metrics
+    from spark_jobs.runlog import RunRecord
+    from spark_jobs.settings import Settings
+
+    rows = []
+    for day, date in enumerate(DATES):
+        for attempt in ((0, 1) if day == 0 else (1,)):
+            at = (clock + dt.timedelta(minutes=10 * day + attempt)).isoformat(timespec="milliseconds")
+            figures = {"run_date": date, "model_name": "review_sentiment", "model_version": 2 if day == 0 else 1,
+                       "integrity": {"landed": 13 + day, "quarantine_share": round(0.07 * (day + 1), 6)},
+                       "outputs": {"n_predictions": 13, "mean_confidence": 0.7 + attempt / 10,
+                                   "label_shares": {"negative": 0.3, "neutral": 0.2, "positive": 0.5}},
+                       "drift": {"psi_confidence": 0.05 * (day + 1), "oov_rate": 0.1 * day + 0.01,
+                                 "segments": [{"segment": "department", "source": "reviews", "value": value,
+                                               "n_documents": 5, "n_baseline_documents": 5, "label_js": js,
+                                               "psi_confidence": js / 2}
+                                              for value, js in (("Tops", 0.3 - 0.1 * attempt), ("Dresses", 0.4))]
+                                 + [{"segment": "product", "source": "reviews", "value": "1078", "n_documents": 3,
+                                     "n_baseline_documents": 3, "label_js": 0.25, "psi_confidence": 0.2}]},
+                       "quality": {"macro_f1": 0.5, "macro_f1_drop": 0.1, "f1": {"positive": 0.8}},
+                       "pipeline": {"run_seconds": 40.0 + day, "emr_dollars_per_million_texts": 12.5}}
+            alerts = [] if day < 2 else [
+                {"severity": "critical", "section": "drift", "metric": "oov_rate", "value": 0.21, "threshold": 0.2,
+                 "message": "out-of-vocabulary rate 0.21 > 0.2"},
+                {"severity": "warning", "section": "integrity", "metric": "gx_warning", "value": 2.0,
+                 "threshold": None, "message": "Great Expectations warning expect_column_values_to_not_be_null"
+                                               "(title): 2 of 15 rows"}]
+            rows += metrics.of_report(figures, {"alerts": alerts}, f"report-{day}-{attempt}", at)
+        infer = RunRecord(stage="infer", ingest_date=date, run_id=f"infer-{day}", status="succeeded", seconds=6.0,
+                          ended_at=clock.isoformat(timespec="milliseconds"), rows_in=13, rows_out=13,
+                          model_name="review_sentiment", model_version="1", outputs={"flags": {"long_text": day}})
+        rows += metrics.of_record(infer)
+    rows += metrics.of_record(RunRecord(stage="dbt", ingest_date="all", run_id="dbt-1", status="succeeded",
+                                        seconds=7.5, ended_at=clock.isoformat(timespec="milliseconds")))
+    metrics.write_table(Settings(lake_root=str(root)), rows)
+    return rows

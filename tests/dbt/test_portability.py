@@ -26,7 +26,8 @@ S3_URI = "s3://nlp-batch-test/lake"
 OFFLINE = ["--no-populate-cache", "--no-introspect"]
 DIALECT = {"athena": "athena", "redshift": "redshift"}
 MARTS = ["fct_predictions", "dim_products", "mart_daily_sentiment", "mart_daily_product_sentiment",
-         "mart_model_performance", "mart_data_quality", "mart_pipeline_runs", "mart_champion_challenger"]
+         "mart_model_performance", "mart_data_quality", "mart_pipeline_runs", "mart_champion_challenger",
+         "mart_monitoring_metrics", "mart_monitoring_alerts", "mart_monitoring_daily", "mart_segment_drift"]
 
 
 @pytest.mark.parametrize("target", ["local", "athena", "redshift", "postgres"])
@@ -61,7 +62,7 @@ def compiled_nodes(target_dir: Path, resource_types=("model", "test")) -> dict[s
 @pytest.mark.parametrize("incremental", [False, True])
 def test_every_compiled_model_and_test_parses_in_the_target_dialect(compiled, target, incremental):
     nodes = compiled_nodes(compiled[(target, incremental)])
-    assert sum(n["resource_type"] == "model" for n in nodes.values()) == 19
+    assert sum(n["resource_type"] == "model" for n in nodes.values()) == 24
     for uid, node in nodes.items():
         statements = sqlglot.parse(node["compiled_code"], read=DIALECT[target],
                                    error_level=sqlglot.ErrorLevel.RAISE)
@@ -110,7 +111,7 @@ def test_the_sources_describe_the_lake_tables(fixture_lake):
     from tests.dbt.lake_fixture import lake_settings
 
     declared = {t["name"]: t["columns"] for t in lake_sources()}
-    assert set(declared) == {"curated", "quarantine", "labels", "predictions", "predictions_shadow", "runs"}
+    assert set(declared) == {"curated", "quarantine", "labels", "predictions", "predictions_shadow", "runs", "metrics"}
     for name, columns in declared.items():
         schema = tables.load_table(lake_settings(fixture_lake.root), name).schema().as_arrow()
         for column, kind in columns:

@@ -143,7 +143,7 @@ def assert_marts_equal_duckdbs(port: int, schema: str, duckdb_build) -> None:
 
 def test_postgres_build_passes_and_its_marts_equal_duckdbs(postgres, pg_build, duckdb_build):
     assert pg_build.success, pg_build.failures() or pg_build.exception
-    assert sum(str(r.node.resource_type) == "unit_test" for r in pg_build.results) == 9
+    assert sum(str(r.node.resource_type) == "unit_test" for r in pg_build.results) == 11
     assert_marts_equal_duckdbs(postgres, "nlp_marts", duckdb_build)
 
 
@@ -190,3 +190,25 @@ def test_redshift_sql_runs_on_postgres_where_postgres_accepts_it(postgres, pg_bu
     for name, construct in REDSHIFT_ONLY.items():
         assert construct in refused[name], (name, refused[name])
     assert_marts_equal_duckdbs(postgres, "rs_marts", duckdb_build)
+
+
+def test_the_reports_sql_runs_on_postgres_and_answers_as_duckdb(postgres, pg_build, duckdb_build):
+    """The monitoring report's statements (spark_jobs/report_inputs), the text redshift_connector would
+    send, on the PostgreSQL build: the same rows as on the DuckDB build."""
+    from spark_jobs import report_inputs
+    from tests.dbt.test_report_sql import statements
+
+    assert pg_build.success, pg_build.failures() or pg_build.exception
+    con = duckdb.connect(str(duckdb_build.warehouse), read_only=True)
+    try:
+        on_duckdb = statements("main")
+        for name, sql in statements("nlp_marts").items():
+            types = report_inputs.QUERIES[name][1]
+            got = report_inputs.typed(pg_frame(postgres, sql), types)
+            want = report_inputs.typed(con.sql(on_duckdb[name]).df(), types)
+            assert len(want) > 0, name
+            order = list(want.columns)
+            pd.testing.assert_frame_equal(got.sort_values(order).reset_index(drop=True),
+                                          want.sort_values(order).reset_index(drop=True), obj=name)
+    finally:
+        con.close()

@@ -33,7 +33,7 @@ def test_build_runs_every_model_unit_test_and_data_test(duckdb_build):
     result = duckdb_build.result
     assert result.success, result.failures() or result.exception
     kinds = Counter(str(r.node.resource_type) for r in result.results)
-    assert kinds["model"] == 19 and kinds["unit_test"] == 9 and kinds["test"] >= 80, kinds
+    assert kinds["model"] == 24 and kinds["unit_test"] == 11 and kinds["test"] >= 80, kinds
 
 
 def test_fct_predictions_has_one_row_per_prediction_with_its_document(warehouse, fixture_lake):
@@ -283,7 +283,7 @@ def analyst_queries() -> list[str]:
 
 def test_the_readme_questions_run_here_and_parse_as_athena_and_redshift(warehouse):
     queries = analyst_queries()
-    assert len(queries) == 5
+    assert len(queries) == 6
     for sql in queries:
         assert len(warehouse.sql(sql).fetchall()) > 0, sql
         for dialect in ("athena", "redshift"):

@@ -120,3 +120,28 @@ def test_thresholds_come_from_the_settings():
     assert rules["psi_confidence"].critical == 0.5 and rules["oov_rate"].warning == 0.01
     env = load(env={"NLP_EMBEDDING_DISTANCE_CRITICAL": "0.3"})
     assert report.thresholds_of(env)["embedding_distance_critical"] == 0.3
+
+
+def test_each_threshold_alerts_past_it_and_not_on_it():
+    """Every rule of the report: a value on a threshold raises nothing new, the next value past it does."""
+    rules = rule_set()
+    assert {r.metric for r in rules} >= {"quarantine_share", "psi_confidence", "macro_f1_drop", "run_seconds",
+                                         "emr_dollars_per_million_texts", "challenger_agreement"}
+    for rule in rules:
+        past = (lambda x: x + 1e-9) if rule.direction == "above" else (lambda x: x - 1e-9)
+        severity = lambda value: [a.severity for a in M.evaluate({rule.metric: value}, [rule])]  # noqa: E731
+        assert severity(rule.warning) == [], rule
+        assert severity(past(rule.warning)) == ["warning"], rule
+        if rule.critical is not None:
+            assert severity(rule.critical) == ["warning"], rule
+            assert severity(past(rule.critical)) == ["critical"], rule
+
+
+def test_profile_price_is_the_launchers_and_the_reports():
+    pricing = json.loads((PROJECT_ROOT / "emr" / "pricing.json").read_text())
+    profiles = json.loads((PROJECT_ROOT / "emr" / "profiles.json").read_text())
+    per_hour, hours = M.profile_price(pricing, profiles, "cpu")
+    assert per_hour == M.cluster_dollars_per_hour(pricing, profiles["cpu"]["InstanceGroups"])
+    assert hours == pricing["estimated_run_hours"]["cpu"]
+    with pytest.raises(KeyError):
+        M.profile_price(pricing, profiles, "tpu")

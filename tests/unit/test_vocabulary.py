@@ -31,8 +31,8 @@ def test_a_stage_or_status_outside_the_vocabulary_is_refused_before_it_is_writte
 
     with pytest.raises(ValueError, match="'paused' is not a valid RunStatus"):
         StageStopped("stop", exit_code=3, status="paused")
-    with pytest.raises(ValueError, match="'retrain' is not a valid Stage"):
-        with stage_run(settings, "retrain", "2026-11-01"):
+    with pytest.raises(ValueError, match="'deploy' is not a valid Stage"):
+        with stage_run(settings, "deploy", "2026-11-01"):
             pass
     assert set(quality.ROW_CHECKS) == set(vocabulary.QUARANTINE_REASONS)
 
