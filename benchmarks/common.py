@@ -70,7 +70,7 @@ class Run:
         path = os.path.join(self.results_dir, f"{name}.json")
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
-            json.dump(document, f, indent=2, sort_keys=True)
+            json.dump(document, f, indent=2)  # in the order the run wrote them (steps, stages)
             f.write("\n")
         os.replace(tmp, path)
         print(f"written to {os.path.relpath(path, ROOT)}", flush=True)
