@@ -15,9 +15,10 @@ evaluation.metrics): the same documents for every variant.
 - tfidf_logreg as nlp.py builds it (no standardisation of the sparse TF-IDF features), and the same
   pipeline with the logistic regression's standardisation on.
 - minilm_classifierdl: the MiniLM embedding stages of minilm_logreg, then ClassifierDLApproach
-  (Spark NLP's own head, its default epochs and learning rate) on the TF-Java build the project's
-  jars carry (John Snow Labs' TensorFlow build is not served); the labels it predicts are counted
-  like every variant's.
+  (Spark NLP's own head, its default epochs and learning rate; it takes no row weights, so the class
+  weighting the logistic regression gets does not apply) on the TF-Java build the project's jars
+  carry (John Snow Labs' TensorFlow build is not served); the labels it predicts are counted like
+  every variant's.
 - How far int8 moves the vectors: cosine similarity of int8 to fp32 sentence vectors (plain ONNX
   Runtime, monitoring.SentenceEmbedder) on the first `cosine-rows` test texts.
 
