@@ -173,10 +173,16 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest tests -q -m "not slow"
 
-## bench: the measurements in benchmarks/ (minutes; results in benchmarks/results/)
+## bench: every measurement in benchmarks/ at full size, one script after the other, then the README's tables
+##   from benchmarks/results/ (hours on 2 cores: benchmarks/README.md says how long each takes)
 bench: setup
 	$(PY) benchmarks/ingest_benchmark.py
+	$(PY) benchmarks/scoring_benchmark.py
 	$(PY) benchmarks/inference_benchmark.py
+	$(PY) benchmarks/model_quality_benchmark.py
+	$(PY) benchmarks/day_benchmark.py --rows 100000
+	$(PY) benchmarks/day_benchmark.py --rows 1000000
+	$(PY) benchmarks/render.py
 
 ## clean-lake: delete the local lake, registry, warehouse and reports
 clean-lake:

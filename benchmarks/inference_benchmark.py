@@ -1,156 +1,218 @@
-"""Inference throughput on real reviews: each pipeline in Spark NLP next to plain ONNX Runtime.
+"""MiniLM inference throughput: the Spark NLP embeddings stage and the fitted pipelines, next to
+plain ONNX Runtime at its strongest on the same cores.
 
-    .venv/bin/python benchmarks/inference_benchmark.py [--rows 10000]
+    .venv/bin/python benchmarks/inference_benchmark.py [--rows 10000] [--warmup 64] [--only NAME,...]
 
-Every configuration runs in its own process (so peak memory is its own) on the same `rows` reviews
-(title + text, as the pipelines read them):
+Every configuration runs in a process of its own (its own memory, its own JVM) on the same `rows`
+real reviews (the corpus' first rows with a text, title + text composed as the pipelines compose
+them, `nlp.MODEL_TEXT_SQL`). Every side reads raw text and tokenises it inside the timed region, and
+every side first scores `warmup` other reviews (not timed): the ONNX sessions are loaded, their
+memory arenas grown, the JVM's code compiled.
 
-- ort_*: plain ONNX Runtime + Hugging Face tokenizers, the same all-MiniLM-L6-v2 ONNX file, mean
-  pooling; threads and batch size as named.
-- sparknlp_minilm_embeddings_*: the Spark NLP embeddings stage alone (DocumentAssembler + E5Embeddings).
-- pipeline_*: the fitted pipelines end to end (fitted first on other reviews, not timed).
+- ort_*: plain ONNX Runtime + the Hugging Face tokenizer on the same all-MiniLM-L6-v2 file (fp32, or
+  the int8 copy the project quantises), attention-masked mean pooling. `P x T`: P processes of T
+  intra-op threads, each process a half (interleaved) of the rows; the time is from the moment
+  every process is warm to the moment the last one is done. `batch1`: one text per call;
+  `sortedB`: all texts tokenised, sorted by token count, and run in batches of B padded to their
+  longest member (the strongest batching on CPU: little padding).
+- sparknlp_embeddings_*: the Spark NLP embeddings stage as minilm_logreg builds it (model text,
+  DocumentAssembler, E5Embeddings at batch 1, exact) on Spark local[*]: one task per core, one
+  ONNX Runtime thread per task; input cached and counted before the timer.
+- pipeline_*: the fitted pipelines end to end, flattened to prediction rows as inference writes them
+  (fitted first on other reviews, not timed).
 
-Results: benchmarks/results/inference.json (rows/s, peak RSS of the process tree, the machine).
+Results: benchmarks/results/inference.json, with the ratio of the Spark NLP embeddings stage to the
+best plain ONNX Runtime configuration of the same precision, computed here from this run's figures.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import PeakMemory, machine, write_result  # noqa: E402
-
-CONFIGS = {
-    # name: (kind, options)
-    "ort_fp32_threads2_batch1": ("ort", {"threads": 2, "batch": 1, "int8": False}),
-    "ort_fp32_threads2_batch32": ("ort", {"threads": 2, "batch": 32, "int8": False}),
-    "ort_int8_threads2_batch1": ("ort", {"threads": 2, "batch": 1, "int8": True}),
-    "ort_int8_threads2_batch32": ("ort", {"threads": 2, "batch": 32, "int8": True}),
-    "sparknlp_minilm_embeddings_fp32": ("embeddings", {"int8": False}),
-    "sparknlp_minilm_embeddings_int8": ("embeddings", {"int8": True}),
-    "pipeline_minilm_logreg_fp32": ("pipeline", {"name": "minilm_logreg", "int8": False}),
-    "pipeline_tfidf_logreg": ("pipeline", {"name": "tfidf_logreg", "int8": False}),
-}
+from benchmarks import common  # noqa: E402
 
 
-def reviews(rows: int, offset: int = 0):
-    import pandas as pd
-
-    from spark_jobs import settings as settings_mod
-
-    df = pd.read_csv(settings_mod.load(env={}).corpus_path, dtype=str, keep_default_na=False)
-    df = df[df["Review Text"].str.strip() != ""].iloc[offset: offset + rows]
-    rating = df["Rating"].astype(int)
-    label = rating.map(lambda r: "negative" if r <= 2 else ("neutral" if r == 3 else "positive"))
-    return pd.DataFrame({"review_id": "wcr-" + df.iloc[:, 0], "title": df["Title"], "text": df["Review Text"],
-                         "label": label})
+def _ort(procs: int, threads: int, batch: int, sort: bool, int8: bool) -> dict:
+    return {"kind": "ort", "processes": procs, "threads": threads, "batch": batch, "sorted": sort, "int8": int8}
 
 
-def model_texts(df):
-    return [f"{t}. {x}" if t.strip() else x for t, x in zip(df["title"], df["text"])]
+CONFIGS: dict[str, dict] = {}
+for _int8 in (False, True):
+    for _procs, _threads in ((2, 1), (1, 2)):
+        for _batch in (1, 8, 16, 32):
+            _name = f"ort_{'int8' if _int8 else 'fp32'}_{_procs}x{_threads}_{'batch1' if _batch == 1 else f'sorted{_batch}'}"
+            CONFIGS[_name] = _ort(_procs, _threads, _batch, _batch > 1, _int8)
+CONFIGS.update({
+    "sparknlp_embeddings_fp32": {"kind": "embeddings", "int8": False},
+    "sparknlp_embeddings_int8": {"kind": "embeddings", "int8": True},
+    "pipeline_minilm_logreg_fp32": {"kind": "pipeline", "pipeline": "minilm_logreg", "int8": False},
+    "pipeline_tfidf_logreg": {"kind": "pipeline", "pipeline": "tfidf_logreg", "int8": False},
+})
+FIT_ROWS = 3000  # reviews the pipelines are fitted on (after the measured and the warm-up rows)
 
 
-def run_ort(rows: int, threads: int, batch: int, int8: bool) -> dict:
+# --- plain ONNX Runtime ---------------------------------------------------------------------------------
+def ort_embed(session, tokenizer, texts: list[str], batch: int, sort: bool):
+    """Tokenise, (sort by token count,) run in padded batches, mean-pool; vectors in input order."""
     import numpy as np
+
+    enc = tokenizer.encode_batch(texts)
+    order = sorted(range(len(enc)), key=lambda i: len(enc[i].ids)) if sort else list(range(len(enc)))
+    out = np.empty((len(texts), 384), dtype=np.float32)
+    for start in range(0, len(order), batch):
+        which = order[start: start + batch]
+        width = max(len(enc[i].ids) for i in which)
+        ids = np.zeros((len(which), width), dtype=np.int64)
+        mask = np.zeros((len(which), width), dtype=np.int64)
+        for row, i in enumerate(which):
+            n = len(enc[i].ids)
+            ids[row, :n], mask[row, :n] = enc[i].ids, 1
+        hidden = session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})[0]
+        out[which] = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
+    return out
+
+
+def ort_worker(model_dir: str, tokenizer_file: str, max_length: int, texts, warm, threads: int, batch: int,
+               sort: bool, barrier, results) -> None:
+    os.environ["RAYON_NUM_THREADS"] = str(threads)  # the tokenizer's thread pool: no more threads than ORT's
     import onnxruntime as ort
     from tokenizers import Tokenizer
 
-    from spark_jobs import nlp, settings as settings_mod
-
-    s = settings_mod.load(env={}, onnx_int8=int8)
-    folder = nlp.embeddings_model_folder(s)
-    texts = model_texts(reviews(rows))
-    tok = Tokenizer.from_file(os.path.join(s.embeddings_model_dir, "tokenizer.json"))
-    tok.enable_truncation(s.max_sentence_length)
-    tok.enable_padding()
+    tok = Tokenizer.from_file(tokenizer_file)
+    tok.enable_truncation(max_length)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-    session = ort.InferenceSession(os.path.join(folder, "model.onnx"), opts)
-    with PeakMemory() as mem:
-        start = time.monotonic()
-        for i in range(0, len(texts), batch):
-            enc = tok.encode_batch(texts[i: i + batch])
-            ids = np.array([e.ids for e in enc])
-            mask = np.array([e.attention_mask for e in enc])
-            hidden = session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})[0]
-            (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
-        seconds = time.monotonic() - start
-    return {"rows": len(texts), "seconds": round(seconds, 1), "rows_per_second": round(len(texts) / seconds, 1),
-            "peak_memory_gib": mem.peak_gib}
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    session = ort.InferenceSession(os.path.join(model_dir, "model.onnx"), opts, providers=["CPUExecutionProvider"])
+    ort_embed(session, tok, warm, batch, sort)  # warm-up, not timed
+    barrier.wait()
+    start = time.time()
+    ort_embed(session, tok, texts, batch, sort)
+    results.put((start, time.time(), len(texts)))
 
 
-def run_spark(rows: int, kind: str, int8: bool, name: str | None = None) -> dict:
+def run_ort(rows: int, warmup: int, processes: int, threads: int, batch: int, sorted: bool, int8: bool) -> dict:
+    import multiprocessing as mp
+
+    from spark_jobs import nlp
+
+    s = common.settings(onnx_int8=int8)
+    folder = nlp.embeddings_model_folder(s)
+    texts = common.documents(rows)["model_text"].tolist()
+    warm = common.documents(warmup, offset=rows)["model_text"].tolist()
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(processes), ctx.Queue()
+    workers = [ctx.Process(target=ort_worker, args=(
+        folder, os.path.join(s.embeddings_model_dir, "tokenizer.json"), s.max_sentence_length,
+        texts[p::processes], warm[p::processes], threads, batch, sorted, barrier, results))
+        for p in range(processes)]
+    with common.PeakMemory() as mem:
+        for w in workers:
+            w.start()
+        spans = [results.get() for _ in workers]
+        for w in workers:
+            w.join()
+    seconds = max(end for _, end, _ in spans) - min(start for start, _, _ in spans)
+    return {"rows": sum(n for *_, n in spans), "seconds": round(seconds, 1),
+            "rows_per_second": common.rate(rows, seconds), "peak_memory_gib": mem.peak_gib}
+
+
+# --- Spark NLP ----------------------------------------------------------------------------------------------
+def run_spark(rows: int, warmup: int, kind: str, int8: bool, pipeline: str | None = None) -> dict:
     from pyspark.ml import Pipeline
-    from pyspark.ml.feature import SQLTransformer
-    from sparknlp.base import DocumentAssembler
 
-    from spark_jobs import nlp, settings as settings_mod, train
+    from spark_jobs import nlp, train
     from spark_jobs.spark import get_spark, scoring_partitions
 
-    s = settings_mod.load(env=os.environ, onnx_int8=int8)
-    with PeakMemory() as mem:
+    s = common.settings(onnx_int8=int8)
+    docs = common.documents(rows)
+    with common.PeakMemory() as mem:
         spark = get_spark(s)
         parts = scoring_partitions(spark, s)
-        data = spark.createDataFrame(reviews(rows)).repartition(parts, "review_id").cache()
+        data = spark.createDataFrame(docs.drop(columns="model_text")).repartition(parts, "review_id").cache()
         data.count()
+        warm = spark.createDataFrame(common.documents(warmup, offset=rows).drop(columns="model_text")).repartition(parts)
         if kind == "embeddings":
-            model = Pipeline(stages=[
-                SQLTransformer(statement=nlp.MODEL_TEXT_SQL),
-                DocumentAssembler().setInputCol("model_text").setOutputCol("document"),
-                nlp.sentence_embeddings(spark, s)]).fit(data)
+            # the stages minilm_logreg runs before its classifier: model text, DocumentAssembler, E5Embeddings
+            model = Pipeline(stages=nlp.minilm_logreg(spark, s).getStages()[:3]).fit(data)
+
+            def output(df):
+                return model.transform(df).select("review_id", "sentence_embeddings")
         else:
-            fit_on = spark.createDataFrame(reviews(3000, offset=rows)).repartition(parts, "review_id")
-            model = nlp.pipeline(name, spark, s).fit(train.with_class_weights(fit_on, s.class_weighting))
-        model.transform(data.limit(50)).write.format("noop").mode("overwrite").save()  # warm-up
-        start = time.monotonic()
-        model.transform(data).write.format("noop").mode("overwrite").save()
-        seconds = time.monotonic() - start
-    return {"rows": rows, "seconds": round(seconds, 1), "rows_per_second": round(rows / seconds, 1),
-            "peak_memory_gib": mem.peak_gib, "partitions": parts, "onnx_threads_per_task": s.onnx_threads,
-            "embeddings_batch_size": s.embeddings_batch_size}
+            fit_on = spark.createDataFrame(common.documents(FIT_ROWS, offset=rows + warmup).drop(columns="model_text"))
+            model = train.fit(nlp.pipeline(pipeline, spark, s),
+                              train.with_class_weights(fit_on.repartition(parts, "review_id"), s.class_weighting))
+
+            def output(df):
+                return nlp.predictions_from(model.transform(df), pipeline, "0", "benchmark", s.max_sentence_length)
+        common.spark_seconds(output(warm))  # warm-up, not timed
+        seconds = common.spark_seconds(output(data))
+    composed = [r.model_text for r in nlp.minilm_logreg(spark, s).getStages()[0].transform(data)
+                .orderBy("review_id").select("model_text").collect()]
+    return {"rows": rows, "seconds": round(seconds, 1), "rows_per_second": common.rate(rows, seconds),
+            "peak_memory_gib": mem.peak_gib, "tasks": parts, "onnx_threads_per_task": s.onnx_threads,
+            "embeddings_batch_size": s.embeddings_batch_size,
+            "model_text_as_plain_ort": composed == docs.sort_values("review_id")["model_text"].tolist()}
 
 
-def one(name: str, rows: int) -> dict:
-    kind, opts = CONFIGS[name]
+def one(name: str, rows: int, warmup: int) -> dict:
+    spec = dict(CONFIGS[name])
+    kind = spec.pop("kind")
     if kind == "ort":
-        return run_ort(rows, **opts)
-    return run_spark(rows, kind, opts["int8"], opts.get("name"))
+        return run_ort(rows, warmup, **spec)
+    return run_spark(rows, warmup, kind, spec["int8"], spec.get("pipeline"))
+
+
+def best(results: dict, int8: bool) -> str | None:
+    """The fastest plain ONNX Runtime configuration of that precision in this run."""
+    measured = [n for n, r in results.items() if CONFIGS[n]["kind"] == "ort" and CONFIGS[n]["int8"] == int8
+                and r.get("rows_per_second")]
+    return max(measured, key=lambda n: results[n]["rows_per_second"]) if measured else None
+
+
+def comparisons(results: dict) -> dict:
+    out = {}
+    for precision, int8 in (("fp32", False), ("int8", True)):
+        anchor = best(results, int8)
+        spark = results.get(f"sparknlp_embeddings_{precision}", {}).get("rows_per_second")
+        out[f"embeddings_{precision}"] = {
+            "best_plain_ort": anchor,
+            "best_plain_ort_rows_per_second": results[anchor]["rows_per_second"] if anchor else None,
+            "sparknlp_rows_per_second": spark,
+            "ratio": common.ratio(spark, results[anchor]["rows_per_second"] if anchor else None)}
+    fp32, int8 = (results.get(f"sparknlp_embeddings_{p}", {}).get("rows_per_second") for p in ("fp32", "int8"))
+    out["sparknlp_int8_over_fp32"] = common.ratio(int8, fp32)
+    return out
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rows", type=int, default=10_000)
-    p.add_argument("--one", choices=sorted(CONFIGS))
-    p.add_argument("--only", help="comma list of configurations (default: all)")
+    p.add_argument("--warmup", type=int, default=64, help="reviews each configuration scores before the timer")
+    common.add_configuration_args(p, sorted(CONFIGS), "configurations")
     args = p.parse_args()
     if args.one:
-        print("RESULT " + json.dumps(one(args.one, args.rows)), flush=True)
+        common.print_result(one(args.one, args.rows, args.warmup))
         return
-    path = os.path.join(ROOT, "benchmarks", "results", "inference.json")
-    previous = json.load(open(path))["results"] if args.only and os.path.exists(path) else {}
-    results = {**previous}  # --only re-measures some configurations and keeps the others
-    for name in (args.only.split(",") if args.only else CONFIGS):
-        out = subprocess.run([sys.executable, __file__, "--one", name, "--rows", str(args.rows)],
-                             capture_output=True, text=True, cwd=ROOT)
-        line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
-        results[name] = json.loads(line[-1][7:]) if line else {"error": out.stderr.strip().splitlines()[-1:]}
-        results[name]["load_average_after"] = round(os.getloadavg()[0], 2)
+    run = common.run_of(__file__, args)
+    names = args.only.split(",") if args.only else list(CONFIGS)
+    unknown = sorted(set(names) - set(CONFIGS))
+    if unknown:
+        p.error(f"unknown configurations {unknown}; known: {', '.join(CONFIGS)}")
+    results = {}
+    for name in names:
+        results[name] = {**CONFIGS[name], **common.run_isolated(
+            __file__, "--one", name, "--rows", str(args.rows), "--warmup", str(args.warmup)),
+            "load_average_after": round(os.getloadavg()[0], 2)}
         print(name, results[name], flush=True)
-    base = results.get("ort_fp32_threads2_batch32", {}).get("rows_per_second")
-    for r in results.values():
-        if base and "rows_per_second" in r:
-            r["ratio_to_ort_fp32_batch32"] = round(r["rows_per_second"] / base, 2)
-    summary = {"results": results, "machine": machine(),
-               "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-               "notes": "Spark runs: local[*] on all cores, one ONNX Runtime thread per task, batch 1 "
-                        "(exact pooling in Spark NLP 5.5.3); plain ORT: one process, threads as named."}
-    print("written to", write_result("inference", summary))
+    run.write("inference" if not args.only else "inference_partial", {
+        "results": results, "comparisons": comparisons(results),
+        "input": "raw text on every side (title + text as the pipelines compose it), tokenised inside the "
+                 "timed region; a warm-up of other reviews before the timer on every side"})
 
 
 if __name__ == "__main__":
