@@ -1,5 +1,7 @@
 """Inference job: the registry's champion scores each curated partition it has not scored yet, and
-the challenger, when one is set, scores the same rows in shadow.
+the challenger, when one is set, scores the same rows in shadow: all of them, or the deterministic
+sample by review id of `shadow_share`, or none when `shadow_skip_margin` says its gate found it too
+much worse than the champion.
 
     predictions          (table, partitioned by ingest_date, model_version) the champion's: what analysts see
     predictions_shadow   (the same layout) the challenger's, never mixed in
@@ -53,8 +55,40 @@ def run(spark: SparkSession, settings: Settings, date: str, rescore: bool = Fals
     records = [_score(spark, settings, date, champion, "predictions", "infer", rescore)]
     challenger = registry.model_by_alias(settings, registry.CHALLENGER)
     if challenger and challenger.version != champion.version:
-        records.append(_score(spark, settings, date, challenger, "predictions_shadow", "shadow", rescore))
+        skip = shadow_skip_reason(settings, challenger)
+        if skip:
+            with stage_run(settings, "shadow", date) as rec:
+                rec.model_name, rec.model_version = challenger.name, challenger.version
+                rec.status, rec.message = RunStatus.SKIPPED, skip
+            records.append(rec)
+        else:
+            records.append(_score(spark, settings, date, challenger, "predictions_shadow", "shadow", rescore))
     return records
+
+
+def shadow_sample(curated: DataFrame, share: float) -> DataFrame:
+    """Pure: the deterministic share of documents by review id (the same ones every run, for every
+    challenger, so that samples of two days or two challengers overlap where the documents do)."""
+    if share >= 1:
+        return curated
+    return curated.where(F.pmod(F.xxhash64("review_id"), F.lit(10_000)) < F.lit(int(round(share * 10_000))))
+
+
+def shadow_skip_reason(settings: Settings, challenger: registry.ModelRef) -> str | None:
+    """Why the challenger scores nothing (None: it scores its sample)."""
+    from .promotion import GATE_GAIN_TAG
+
+    if settings.shadow_share == 0:
+        return "shadow scoring is off (shadow_share=0)"
+    if settings.shadow_skip_margin < 0:
+        return None
+    with registry.store(settings):
+        tags = registry.client(settings).get_model_version(challenger.name, challenger.version).tags
+    gain = tags.get(GATE_GAIN_TAG)
+    if gain is not None and float(gain) < -settings.shadow_skip_margin:
+        return (f"not shadow-scored: at its gate v{challenger.version} scored macro-F1 {float(gain):+.4f} against the "
+                f"champion, worse than the margin {settings.shadow_skip_margin} (shadow_skip_margin)")
+    return None
 
 
 def _score(spark, settings: Settings, date: str, ref: registry.ModelRef, zone: str, stage: str,
@@ -78,8 +112,11 @@ def _score(spark, settings: Settings, date: str, ref: registry.ModelRef, zone: s
         except Exception as exc:
             raise StageStopped(f"{stage} {date}: model {ref.uri} cannot be loaded: {exc}".splitlines()[0],
                                exit_code=ExitCode.NO_CHAMPION, status=RunStatus.FAILED) from exc
-        curated = (tables.read(spark, settings, "curated", [date])
-                   .repartition(scoring_partitions(spark, settings), "review_id"))
+        curated = tables.read(spark, settings, "curated", [date])
+        if stage == "shadow" and settings.shadow_share < 1:
+            curated = shadow_sample(curated, settings.shadow_share)
+            rec.outputs["shadow_share"] = settings.shadow_share
+        curated = curated.repartition(scoring_partitions(spark, settings), "review_id")
         rec.rows_in = curated.count()
         progress(stage, date, f"scoring {rec.rows_in:,} rows with {ref.name} v{ref.version}")
         seen = seen_in_training(registry.training_scope(settings, ref), date)

@@ -20,6 +20,9 @@ from .vocabulary import ExitCode, RunStatus
 PREVIOUS = "previous_champion"
 
 
+GATE_GAIN_TAG = "gate_macro_f1_gain"  # the candidate's macro-F1 minus the champion's, at its gate
+
+
 def passes(candidate_f1: float, champion_f1: float, margin: float) -> bool:
     return candidate_f1 >= champion_f1 + margin
 
@@ -46,6 +49,9 @@ def gate(spark: SparkSession, settings: Settings, candidate: registry.ModelRef, 
                     f"{report['rows']:,} test documents, margin {settings.promotion_margin})")
     else:
         registry.set_alias(settings, registry.CHALLENGER, candidate.version)
+        # what shadow scoring reads to decide whether the challenger is worth scoring (shadow_skip_margin)
+        registry.client(settings).set_model_version_tag(candidate.name, candidate.version, GATE_GAIN_TAG,
+                                                        f"{gain:.4f}")
         decision = (f"not promoted: macro-F1 {gain:+.4f} against champion v{champion.version} on "
                     f"{report['rows']:,} test documents is below the margin {settings.promotion_margin}; "
                     f"set as challenger (shadow scoring)")

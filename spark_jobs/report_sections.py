@@ -235,9 +235,10 @@ def confusion_matrix(confusion: pd.DataFrame, labels: Sequence[str]) -> pd.DataF
 
 
 def quality(performance: pd.DataFrame, confusion: pd.DataFrame, pairs: pd.DataFrame, window: Window, version: int,
-            test_macro_f1: float | None, rules: Sequence[M.Rule]) -> Section:
+            test_macro_f1: float | None, rules: Sequence[M.Rule], n_scored: int | None = None) -> Section:
     """Accuracy and macro-F1 of the version that scored the day against its test macro-F1, per-class
-    precision and recall, agreement with the shadow challenger."""
+    precision and recall, agreement with the shadow challenger (on the rows it scored: of `n_scored`,
+    the day's predictions, when it scored a sample)."""
     perf = _in(performance, window.dates)
     mine = perf[(perf.d == window.run_date) & (perf.scored_as == "champion") & (perf.model_version == version)]
     pairs = _in(pairs, window.dates)
@@ -258,8 +259,12 @@ def quality(performance: pd.DataFrame, confusion: pd.DataFrame, pairs: pd.DataFr
     else:
         said = f"no labels for {window.run_date} yet: quality is measured when they arrive"
     if metrics["challenger_agreement"] is not None:
+        compared = int(today.n_compared.iloc[0])
         said += (f"; challenger v{metrics['challenger_version']} agrees on {metrics['challenger_agreement']:.0%} "
-                 f"of {int(today.n_compared.iloc[0]):,} texts")
+                 f"of {compared:,} texts")
+        if n_scored and compared < n_scored:
+            metrics["challenger_sample_share"] = num(compared / n_scored)
+            said += f" (the {compared / n_scored:.0%} of the day it scored in shadow: setting shadow_share)"
     else:
         said += "; no challenger in shadow"
     return Section("quality", metrics, _alerts("quality", metrics, rules), said + ".",

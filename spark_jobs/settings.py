@@ -102,6 +102,11 @@ class Settings:
     class_weighting: str = _doc("balanced (weight classes by inverse frequency) or none", default="balanced")
     promotion_margin: float = _doc("macro-F1 a candidate must gain over the champion, on the same test set, "
                                    "to replace it", default=0.005)
+    shadow_share: float = _doc("share of each day's rows the shadow challenger scores: a deterministic sample by "
+                               "review id (the same documents for every challenger), 1 = all, 0 = none; its "
+                               "agreement and quality figures are measured on that sample", default=1.0)
+    shadow_skip_margin: float = _doc("the challenger scores nothing when the promotion gate measured its macro-F1 "
+                                     "this far below the champion's (negative: never skip)", default=-1.0)
     model_version: str = _doc("model version for `make promote` (empty = the challenger)", default="")
     train_max_rows: int = _doc("cap on training rows, sampled deterministically (0 = all)", default=0)
     test_fraction: float = _doc("share of labelled rows held out for testing (by a hash of review_id)", default=0.2)
@@ -255,6 +260,8 @@ class Settings:
         if self.date:
             _check_date("date", self.date)
         _check_date("replay_start", self.replay_start)
+        if not 0 <= self.shadow_share <= 1:
+            raise SettingsError(f"setting shadow_share={self.shadow_share}: expected a share between 0 and 1")
         if not 0 <= self.max_lost_share <= 1:
             raise SettingsError("setting max_lost_share must be between 0 and 1")
         if not 0 <= self.critical_max_failing_share <= 1:

@@ -8,6 +8,7 @@
     predictions          ingest_date, model_version   infer
     predictions_shadow   ingest_date, model_version   infer (the challenger)
     runs                 (none)                       every stage run: one row each, appended (runlog.py)
+    metrics              (none)                       every stage run and report: its figures (metrics.py)
 
 One catalog per lake (setting lake_catalog): `local` is Iceberg's JDBC catalog on a SQLite file (no
 server; lake_catalog_db, by default catalog.db in the lake root), `glue` the Glue Data Catalog on AWS,

@@ -17,7 +17,7 @@ import re
 import pytest
 
 from nlp_emr import launcher, template
-from spark_jobs import metrics
+from spark_jobs import metrics, tables
 from spark_jobs import monitoring as M
 from spark_jobs.report import thresholds_of
 from spark_jobs.runlog import RunRecord
@@ -83,7 +83,7 @@ def published(stack, tmp_path_factory):
     from tests.aws.conftest import settings_under
 
     deployment, inbox = stack
-    settings = settings_under(tmp_path_factory.mktemp("metrics"), lake_root=f"s3a://{BUCKET}/lake",
+    settings = settings_under(tmp_path_factory.mktemp("metrics"), lake_root=f"s3a://{BUCKET}/lake", lake_catalog="glue",
                               cloudwatch_metrics=True, cloudwatch_namespace=deployment.name)
     rules = M.rules(thresholds_of(settings))
     days = {}
@@ -118,6 +118,7 @@ def get(metric: str, dims: list[dict], stat: str = "Maximum", period: int = 3600
 
 
 def test_the_metrics_land_in_cloudwatch(published):
+    settings = published[2]
     got = get("oov_rate", [{"Name": "Stage", "Value": "report"}])
     assert got == {CALM: 0.01, DRIFTED: 0.32, DECAYED: 0.01}
     assert get("quarantine_share", [{"Name": "Stage", "Value": "ingest"}])[DECAYED] == pytest.approx(0.3)
@@ -125,9 +126,11 @@ def test_the_metrics_land_in_cloudwatch(published):
                             {"Name": "Department", "Value": "Tops"}])
     assert tops == {CALM: 0.3, DRIFTED: 0.3, DECAYED: 0.3}
     assert get("label_share", [{"Name": "Stage", "Value": "report"}, {"Name": "Label", "Value": "negative"}])
-    # and in the lake's metrics table, the same rows
-    keys = client("s3").list_objects_v2(Bucket=BUCKET, Prefix="lake/metrics/producer=report/")["Contents"]
-    assert {k["Key"].split("/")[3] for k in keys} >= {"ingest_date=2026-11-01", "ingest_date=2026-11-04"}
+    # and in the lake's metrics table (Iceberg, in the stack's Glue database, its files on S3), the same rows
+    rows = tables.load_table(settings, "metrics").scan().to_arrow().to_pylist()
+    assert {r["ingest_date"] for r in rows if r["producer"] == "report"} >= {"2026-11-01", "2026-11-04"}
+    assert {r["value"] for r in rows if r["metric"] == "oov_rate"} == {0.01, 0.32}
+    assert client("s3").list_objects_v2(Bucket=BUCKET, Prefix="lake/nlp_lake/metrics/data/")["KeyCount"] > 0
 
 
 def test_the_stacks_alarms_fire_on_the_hours_whose_report_alerts_and_reach_sns(published):

@@ -160,3 +160,25 @@ def test_a_champion_whose_artifacts_changed_since_registration_is_refused(spark,
     with pytest.raises(StageStopped) as stop:
         infer.run(spark, moved, D2)
     assert stop.value.exit_code == ExitCode.NO_CHAMPION and "changed since it was registered" in str(stop.value)
+
+
+@pytest.mark.slow
+def test_shadow_scores_its_share_of_the_day_or_nothing_when_the_gate_found_it_much_worse(spark, lake, trained):
+    from spark_jobs.promotion import GATE_GAIN_TAG
+
+    sampled = lake.replace(shadow_share=0.5)
+    champion_version, challenger = aliases(lake)["champion"], registry.model_by_alias(lake, registry.CHALLENGER)
+    records = infer.run(spark, sampled, D2, rescore=True)
+    assert [r.stage for r in records] == ["infer", "shadow"] and records[1].outputs["shadow_share"] == 0.5
+    champion = predictions(spark, lake, "predictions", D2, champion_version)
+    shadow = predictions(spark, lake, "predictions_shadow", D2, challenger.version)
+    assert 0.35 < len(shadow) / len(champion) < 0.65 and set(shadow.review_id) < set(champion.review_id)
+    assert records[1].rows_in == len(shadow)
+
+    with registry.store(lake):
+        gain = float(registry.client(lake).get_model_version(challenger.name, challenger.version).tags[GATE_GAIN_TAG])
+    assert gain < 0  # the worse model, as its gate measured it
+    assert infer.shadow_skip_reason(lake.replace(shadow_skip_margin=-gain + 0.001), challenger) is None
+    reason = infer.shadow_skip_reason(lake.replace(shadow_skip_margin=-gain - 0.001), challenger)
+    assert reason and f"v{challenger.version} scored macro-F1 {gain:+.4f}" in reason and "shadow_skip_margin" in reason
+    assert infer.shadow_skip_reason(lake.replace(shadow_share=0.0), challenger) == "shadow scoring is off (shadow_share=0)"

@@ -259,3 +259,74 @@ def test_the_day_after_a_critical_alert_builds_every_mart(day_after_the_alert):
         assert tweets > 0  # the airlines, kept apart from the clothing
     finally:
         con.close()
+
+
+def athena_result(frame: pd.DataFrame) -> dict:
+    """A DuckDB answer as Athena's GetQueryResults gives it: a header row, then every value as text
+    (a null has no VarCharValue), the columns typed varchar."""
+    def cell(value):
+        if value is None or (not isinstance(value, (list, dict, str)) and pd.isna(value)):
+            return {}
+        return {"VarCharValue": repr(value) if isinstance(value, float) else str(value)}
+
+    header = {"Data": [{"VarCharValue": c} for c in frame.columns]}
+    return {"rows": [header] + [{"Data": [cell(v) for v in row]} for row in frame.itertuples(index=False)],
+            "column_info": [{"Name": c, "Label": c, "Type": "varchar", "Nullable": "UNKNOWN", "CaseSensitive": True,
+                             "Precision": 0, "Scale": 0, "CatalogName": "hive", "SchemaName": "", "TableName": ""}
+                            for c in frame.columns]}
+
+
+@pytest.mark.slow
+def test_the_report_on_the_athena_target_reads_through_pyathena_and_gives_the_same_figures(pipeline, tmp_path,
+                                                                                           monkeypatch):
+    """moto runs no SQL: each statement the report sends is answered with what the DuckDB build answers
+    to it (Athena's canned results, in the order sent). The report then runs whole on the Athena target
+    (PyAthena over moto's Athena, the workgroup and staging dir of dbt's athena profile) and writes the
+    same figures as on DuckDB, and its HTML."""
+    import boto3
+    import requests
+
+    from spark_jobs import report, report_inputs
+
+    settings, _ = pipeline
+    day = REVIEW_DAYS[2]
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):  # the profile's region, where the canned results are
+        monkeypatch.setenv(name, REGION)
+    on_duckdb = settings.replace(reports_dir=str(tmp_path / "duckdb"), report_sns_topic_arn="")
+    try:
+        report.run(on_duckdb, day)
+    except StageStopped as stop:
+        assert stop.exit_code == ExitCode.CRITICAL_ALERT
+    wh = report_inputs.connect(report_inputs.connection_of(on_duckdb))
+    report_inputs.load(wh, day, settings.report_baseline_days, settings.mlflow_uri, settings.model_name,
+                       settings.path("lake_root"))
+    sent_on_duckdb = [sql.replace("main.", "nlp_marts.") for _, sql in wh.history]
+    answers = []
+    for _, sql in wh.history:
+        cursor = wh.connection.cursor()
+        cursor.execute(sql)
+        answers.append(athena_result(pd.DataFrame.from_records(cursor.fetchall(),
+                                                               columns=[d[0] for d in cursor.description])))
+    wh.close()
+    endpoint = os.environ["AWS_ENDPOINT_URL"]  # the module's moto server (sns_inbox)
+    assert requests.post(f"{endpoint}/moto-api/static/athena/query-results",
+                         json={"region": REGION, "results": answers}).status_code == 201
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket="athena-bucket")
+
+    on_athena = settings.replace(dbt_target="athena", aws_bucket="athena-bucket", aws_region=REGION,
+                                 reports_dir=str(tmp_path / "athena"), report_sns_topic_arn="")
+    assert report_inputs.connection_of(on_athena) == {
+        "type": "athena", "region_name": REGION, "s3_staging_dir": "s3://athena-bucket/athena-results/",
+        "work_group": "primary", "schema": "nlp_marts"}
+    try:
+        report.run(on_athena, day)
+    except StageStopped as stop:
+        assert stop.exit_code == ExitCode.CRITICAL_ALERT
+    athena = boto3.client("athena", region_name=REGION)
+    ids = athena.list_query_executions(WorkGroup="primary")["QueryExecutionIds"]
+    sent = [athena.get_query_execution(QueryExecutionId=i)["QueryExecution"]["Query"] for i in ids]
+    assert sorted(sent) == sorted(sent_on_duckdb)  # the same statements, in the Athena schema
+    figures = [json.load(open(os.path.join(tmp_path, kind, day, "metrics.json"))) for kind in ("duckdb", "athena")]
+    assert figures[0] == figures[1]
+    html = open(os.path.join(tmp_path, "athena", day, "monitoring.html"), encoding="utf-8").read()
+    assert "data:image/png;base64" in html and "Traceback" not in html

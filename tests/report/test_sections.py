@@ -218,6 +218,16 @@ def test_challenger_agreement_warns_below_its_threshold(agreement, expected):
     assert section.metrics["challenger_version"] == 4 and severities(section).get("challenger_agreement") == expected
 
 
+def test_a_sampled_shadow_says_what_share_of_the_day_it_scored():
+    pairs = pd.DataFrame({"d": [WINDOW.run_date], "challenger_version": [4], "agreement_rate": [0.9],
+                          "n_compared": [250], "champion_accuracy": [0.8], "challenger_accuracy": [0.7]})
+    sampled = S.quality(performance(0.6), CONFUSION, pairs, WINDOW, 3, 0.6, RULES, n_scored=1000)
+    assert sampled.metrics["challenger_sample_share"] == 0.25
+    assert "agrees on 90% of 250 texts (the 25% of the day it scored in shadow: setting shadow_share)" in sampled.verdict
+    whole = S.quality(performance(0.6), CONFUSION, pairs, WINDOW, 3, 0.6, RULES, n_scored=250)
+    assert "challenger_sample_share" not in whole.metrics and "shadow_share" not in whole.verdict
+
+
 def test_quality_without_labels_says_so():
     section = S.quality(performance(0.6).iloc[:0], CONFUSION.iloc[:0], pd.DataFrame(columns=["d"]), WINDOW, 3, None,
                         RULES)

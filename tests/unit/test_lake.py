@@ -105,8 +105,10 @@ def test_readers_see_a_dates_rows_only_once_its_ingest_run_succeeded(spark, sett
 
 
 def test_the_runs_table_takes_appends_from_any_process_and_reads_back_in_order(settings):
-    first = RunRecord(stage="ingest", ingest_date=D1, status="succeeded", rows_in=3, outputs={"curated": 2})
-    second = RunRecord(stage="infer", ingest_date=D1, status="failed", message="boom")
+    first = RunRecord(stage="ingest", ingest_date=D1, status="succeeded", rows_in=3, outputs={"curated": 2},
+                      started_at="2026-11-01T10:00:00.000+00:00")
+    second = RunRecord(stage="infer", ingest_date=D1, status="failed", message="boom",
+                       started_at="2026-11-01T10:00:00.001+00:00")  # a millisecond later: read back after it
     runlog.write(settings, first)
     runlog.write(settings, second)
     got = runlog.records(settings)

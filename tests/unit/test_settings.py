@@ -18,8 +18,14 @@ def test_cli_flag_beats_environment_beats_default():
 
 
 def test_uris_are_kept_as_they_are():
-    s = S.load(env={"NLP_LAKE_ROOT": "s3a://bucket/lake"})
+    s = S.load(env={"NLP_LAKE_ROOT": "s3a://bucket/lake", "NLP_LAKE_CATALOG": "glue"})
     assert s.path("lake_root") == "s3a://bucket/lake"
+
+
+def test_a_lake_on_s3_with_the_local_catalog_needs_its_sqlite_file_named():
+    with pytest.raises(S.SettingsError, match="lake_catalog_db: a local catalog of a lake at s3a://bucket/lake"):
+        S.load(env={"NLP_LAKE_ROOT": "s3a://bucket/lake"})
+    assert S.load(env={"NLP_LAKE_ROOT": "s3a://bucket/lake", "NLP_LAKE_CATALOG_DB": "/tmp/c.db"}).lake_catalog == "local"
 
 
 @pytest.mark.parametrize("env, named", [
