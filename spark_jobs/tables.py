@@ -49,6 +49,11 @@ PROPERTIES = {
     "format-version": "2",
     "write.spark.accept-any-schema": "true",  # a new column evolves the table in place (merge-schema)
     "write.parquet.compression-codec": "zstd",
+    # A write holds one date (of one model version): Iceberg's default hash distribution would shuffle
+    # it into one task per partition, i.e. one core. Each task writes its own files instead (fanout for
+    # the writes spanning several dates: migration); `make maintain` compacts them.
+    "write.distribution-mode": "none",
+    "write.spark.fanout.enabled": "true",
     # no column bounds in the metadata: Iceberg's default keeps the first 16 characters of each file's
     # smallest and largest value, which for review texts is personal data outside the data files
     "write.metadata.metrics.default": "counts",
