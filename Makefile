@@ -37,7 +37,7 @@ EMR_CACHE := .cache/emr
 YES = $(filter 1 true yes,$(1))
 
 .PHONY: setup run land unland replay ingest train infer promote dbt report retrain test test-fast bench clean clean-lake \
-        help synth deploy destroy preflight emr-artifacts emr-locks maintain
+        help synth deploy destroy preflight emr-artifacts emr-locks maintain test-tools
 
 ## help: this list (the `## ` comments of the Makefile)
 help:
@@ -166,8 +166,19 @@ emr-locks:
 	  --strip-extras --no-emit-index-url --allow-unsafe -o "requirements-$$name.lock" "requirements-$$name.in" || exit 1; done
 
 ## test: unit + integration tests (real Spark, Spark NLP, GX, MLflow, dbt, papermill) and dbt build
-test: setup
+test: setup test-tools
 	$(PY) -m pytest tests -q
+
+## test-tools: the system tools some tests need (PostgreSQL, Chromium), installed with apt-get when
+##   missing and running as root; otherwise named, and the tests that need them fail saying so
+test-tools:
+	@missing=""; ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "make test: missing$$missing (install them: the tests that need them fail)" >&2; fi; \
+	fi
 
 ## test-fast: the tests not marked slow
 test-fast: setup

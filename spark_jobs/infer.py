@@ -112,7 +112,7 @@ def _score(spark, settings: Settings, date: str, ref: registry.ModelRef, zone: s
         except Exception as exc:
             raise StageStopped(f"{stage} {date}: model {ref.uri} cannot be loaded: {exc}".splitlines()[0],
                                exit_code=ExitCode.NO_CHAMPION, status=RunStatus.FAILED) from exc
-        curated = tables.read(spark, settings, "curated", [date])
+        curated = tables.read(spark, settings, "curated", [date], batches={date: batch})
         if stage == "shadow" and settings.shadow_share < 1:
             curated = shadow_sample(curated, settings.shadow_share)
             rec.outputs["shadow_share"] = settings.shadow_share

@@ -24,7 +24,6 @@ from typing import Mapping, Sequence
 
 from . import monitoring, registry, report, train
 from . import tables
-from .lake import Lake
 from .runlog import RunRecord, stage_run
 from .settings import Settings, SettingsError
 from .vocabulary import PIPELINES, RunStatus
@@ -107,8 +106,9 @@ def labelled_rows(spark, settings: Settings) -> dict[str, int]:
     """Labelled rows per ingested date (0 for a date whose source has no labels)."""
     from pyspark.sql import functions as F
 
-    dates = Lake(settings).ingested_dates()
-    labels = tables.read(spark, settings, "labels", dates) if dates else None
+    batches = tables.committed(settings)
+    dates = sorted(batches)  # the ingested dates (Lake.ingested_dates), without scanning twice
+    labels = tables.read(spark, settings, "labels", dates, batches) if dates else None
     if labels is None:
         return {d: 0 for d in dates}
     counts = labels.groupBy(F.col("ingest_date").alias("d")).count().collect()

@@ -206,9 +206,11 @@ def _conflict(exc: BaseException) -> bool:
 
 
 # --- reading ----------------------------------------------------------------------------------------------
-def read(spark, settings: Settings, zone: str, dates: list[str] | None = None):
+def read(spark, settings: Settings, zone: str, dates: list[str] | None = None,
+         batches: dict[str, str] | None = None):
     """A table's committed rows (of some dates), or None while the table does not exist: rows of a
-    batch that never succeeded, or no longer the date's batch, are left out (module docstring)."""
+    batch that never succeeded, or no longer the date's batch, are left out (module docstring).
+    `batches`: `committed(settings)` when the caller has it already (it scans the curated table)."""
     from pyspark.sql import functions as F
 
     if not exists(spark, settings, zone):
@@ -217,7 +219,8 @@ def read(spark, settings: Settings, zone: str, dates: list[str] | None = None):
     if dates is not None:
         df = df.where(F.col("ingest_date").isin(list(dates)))
     if zone in COMMITTED:
-        pairs = spark.createDataFrame(sorted(committed(settings).items()), "ingest_date string, batch_id string")
+        known = committed(settings) if batches is None else batches
+        pairs = spark.createDataFrame(sorted(known.items()), "ingest_date string, batch_id string")
         df = df.join(F.broadcast(pairs), ["ingest_date", "batch_id"], "left_semi")
     return df
 

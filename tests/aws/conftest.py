@@ -19,7 +19,7 @@ from typing import Callable
 
 import pytest
 
-from tests.conftest import make_settings, unavailable
+from tests.conftest import make_settings, missing
 
 EMR_PATH = str(Path(__file__).resolve().parents[2] / "emr")
 if EMR_PATH not in sys.path:   # the launcher package lives with the infrastructure: emr/nlp_emr
@@ -183,13 +183,12 @@ def cloudformation_like_aws(env: pytest.MonkeyPatch) -> None:
 
 
 def require_tool(path, how: str) -> str:
-    """The tool's path; the test is skipped when it is missing here, and fails in CI (CI=true), where
-    .ci/run installs it."""
+    """The tool's path; the test fails, naming the tool, when it is missing (make setup installs it)."""
     import shutil
 
     found = str(path) if Path(path).exists() else shutil.which(str(path))
     if not found:
-        unavailable(f"{path} is not installed: {how}")
+        missing(f"{path} is not installed: {how}")
     return found
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.aws.conftest import EMR_DIR
-from tests.conftest import unavailable
+from tests.conftest import missing
 
 ROOT = EMR_DIR.parent
 PROFILES = json.loads((EMR_DIR / "profiles.json").read_text())
@@ -191,6 +191,6 @@ def test_the_jar_tree_keeps_distinct_names_on_the_nodes():
 
     jars = sorted((ROOT / ".cache" / "jars").glob("*.jar"))
     if not jars:
-        unavailable("no .cache/jars: make setup resolves jars/pom.xml")
+        missing("no .cache/jars: make setup resolves jars/pom.xml")
     names = [neutral_name(j) for j in jars]
     assert len(set(names)) == len(names) and "spark-nlp_2.12.jar" in names and "onnxruntime.jar" in names

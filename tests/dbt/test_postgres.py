@@ -1,7 +1,7 @@
 """The project built for real on PostgreSQL, the nearest open stand-in for Redshift's dialect (dbt-redshift
 dispatches to the postgres__ macros wherever it has no redshift__ one).
 
-The test starts a throwaway server on 127.0.0.1 (skipped when PostgreSQL is not installed), loads the
+The test starts a throwaway server on 127.0.0.1 (`make test` installs PostgreSQL where it can; without it the test fails), loads the
 fixture lake into Glue-typed source tables, runs `dbt build --target postgres` (models, unit tests,
 data tests, contracts) and compares every mart with the DuckDB build of the same lake.
 """
@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import unavailable
+from tests.conftest import missing
 from tests.dbt.conftest import PROJECT, dbt
 from tests.dbt.test_portability import MARTS
 
@@ -47,14 +47,14 @@ def postgres():
     """A PostgreSQL server of our own on 127.0.0.1; yields its port; stopped and deleted afterwards."""
     initdb, pg_ctl = pg_bin("initdb"), pg_bin("pg_ctl")
     if not (initdb and pg_ctl):
-        unavailable("PostgreSQL is not installed (apt-get install postgresql): postgres stand-in not built")
+        missing("PostgreSQL is not installed (`make test` installs it as root with apt-get; else apt-get install postgresql)")
     as_user: list[str] = []
     folder = Path(tempfile.mkdtemp(prefix="nlp-pg-"))
     if os.geteuid() == 0:  # the server refuses to run as root
         try:
             owner = pwd.getpwnam("postgres")
         except KeyError:
-            unavailable("running as root and there is no postgres user to run the server as")
+            missing("running as root and there is no postgres user to run the server as")
         os.chown(folder, owner.pw_uid, owner.pw_gid)
         as_user = ["runuser", "-u", "postgres", "--"]
     port = free_port()

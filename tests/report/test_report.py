@@ -16,7 +16,7 @@ from spark_jobs import cli, landing, monitoring, runlog
 from spark_jobs.orchestrator import run_pipeline
 from spark_jobs.runlog import StageStopped
 from spark_jobs.vocabulary import ExitCode
-from tests.conftest import CORPUS, MODEL_DIR, TWEETS, make_settings, need, table_rows, unavailable
+from tests.conftest import CORPUS, MODEL_DIR, TWEETS, make_settings, need, table_rows, missing
 
 REVIEW_DAYS = ["2026-11-01", "2026-11-02", "2026-11-03"]
 TWEET_DAY = "2026-11-04"
@@ -168,7 +168,7 @@ def chromium() -> str | None:
 def test_the_report_renders_in_headless_chromium(pipeline, tmp_path):
     browser = chromium()
     if browser is None:
-        unavailable("no chromium on this machine (.ci/run installs Debian's)")
+        missing("no chromium on this machine (`make test` installs Debian's as root with apt-get)")
     from PIL import Image
 
     settings, _ = pipeline
