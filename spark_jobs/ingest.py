@@ -144,11 +144,13 @@ def read_batch(spark: SparkSession, settings: Settings, date: str) -> tuple[Data
 
 
 def earlier_batches(spark: SparkSession, settings: Settings, date: str) -> DataFrame | None:
-    """(review_id, text_hash, ingest_date) of every document curated on an earlier date."""
-    curated = tables.read(spark, settings, "curated")
-    if curated is None:
+    """(review_id, text_hash, ingest_date) of every document curated on an earlier date; None when no
+    earlier date is committed (the first day: no joins to plan)."""
+    earlier = {d: b for d, b in tables.committed(settings).items() if d < date}
+    if not earlier:
         return None
-    return curated.where(F.col("ingest_date") < date).select("review_id", "text_hash", "ingest_date")
+    return tables.read(spark, settings, "curated", dates=sorted(earlier), batches=earlier).select(
+        "review_id", "text_hash", "ingest_date")
 
 
 def _gate(settings: Settings, lake: Lake, date: str, batch: DataFrame, acc: census.Accounting,
@@ -220,26 +222,28 @@ def _ingest(spark: SparkSession, settings: Settings, lake: Lake, date: str, rec:
 
     curated, quarantine, duplicates = split(batch, earlier_batches(spark, settings, date))
     stamp = [F.lit(rec.run_id).alias("batch_id"), F.lit(date).alias("ingest_date")]
-    curated = curated.select("*", *stamp).persist()
-    outputs = {"curated": curated, "quarantine": quarantine.select("*", *stamp),
-               "duplicates": duplicates.select("*", *stamp), "labels": labels(curated).select("*", *stamp)}
+
+    def written(zone: str) -> DataFrame:  # this run's rows as committed (cheaper to scan than to recompute)
+        return spark.table(tables.table(spark, settings, zone)).where(
+            (F.col("ingest_date") == date) & (F.col("batch_id") == rec.run_id))
+
     # One commit per table, each replacing the date's rows and validated against the table as this run
     # found it (found_at, taken before any reading): the batch becomes visible with its run record.
+    # Labels are derived from the curated rows as written, so curated goes first.
+    outputs = {"curated": lambda: curated.select("*", *stamp), "quarantine": lambda: quarantine.select("*", *stamp),
+               "duplicates": lambda: duplicates.select("*", *stamp),
+               "labels": lambda: labels(written("curated")).select("*", *stamp)}
     rec.outputs["snapshots"] = {
-        zone: tables.write_partitions(spark, settings, zone, df, F.col("ingest_date") == date, rec.run_id,
+        zone: tables.write_partitions(spark, settings, zone, frame(), F.col("ingest_date") == date, rec.run_id,
                                       found_at[zone])
-        for zone, df in outputs.items()}
+        for zone, frame in outputs.items()}
     batch.unpersist()
 
-    rec.rows_out = curated.count()
-    rec.rows_rejected = spark.table(tables.table(spark, settings, "quarantine")).where(
-        (F.col("ingest_date") == date) & (F.col("batch_id") == rec.run_id)).count()
-    rec.rows_duplicate = spark.table(tables.table(spark, settings, "duplicates")).where(
-        (F.col("ingest_date") == date) & (F.col("batch_id") == rec.run_id)).count()
-    truncated = curated.where("text_truncated").count()
+    rec.rows_out, rec.rows_rejected, rec.rows_duplicate = (
+        written(zone).count() for zone in ("curated", "quarantine", "duplicates"))
+    truncated = written("curated").where("text_truncated").count()
     if truncated:
         rec.outputs["texts_truncated"] = truncated
-    curated.unpersist()
     timings["split_write"] = round(time.monotonic() - clock, 2)
     if rec.rows_in != rec.rows_out + rec.rows_rejected + rec.rows_duplicate + acc.lost:
         raise StageStopped(
