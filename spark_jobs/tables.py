@@ -157,9 +157,9 @@ def write_partitions(spark, settings: Settings, zone: str, df, condition, run_id
     one commit validated against the table as it was at snapshot `found_at` (None: it did not exist
     yet). Returns the snapshot committed (tagged with run_id: lineage)."""
     name = table(spark, settings, zone)
-    writer = df.writeTo(name).option("snapshot-property.run-id", run_id)
     try:
-        if not exists(spark, settings, zone):
+        if found_at is None and not exists(spark, settings, zone):
+            writer = df.writeTo(name).option("snapshot-property.run-id", run_id)
             writer = writer.partitionedBy(*[df[c] for c in partition_columns(zone)]) if partition_columns(zone) else writer
             for key, value in PROPERTIES.items():
                 writer = writer.tableProperty(key, value)
@@ -169,11 +169,20 @@ def write_partitions(spark, settings: Settings, zone: str, df, condition, run_id
             except Exception as exc:  # another run created it first: overwrite like any later write
                 if "already exists" not in str(exc):
                     raise
-                writer = df.writeTo(name).option("snapshot-property.run-id", run_id)
-        writer = writer.option("merge-schema", "true").option("isolation-level", "serializable")
+        if found_at is None:
+            # The table was created while this run ran, by another run: if that run committed rows of
+            # this partition, this one must not replace them unseen (nothing to validate from).
+            found_at = current_snapshot(spark, settings, zone)
+            if found_at is not None and spark.read.option("snapshot-id", found_at).table(name).where(condition).limit(1).count():
+                raise ConcurrentCommit(f"{zone}: another run committed the same partition while this one ran "
+                                       "(it created the table)")
+        writer = (df.writeTo(name).option("snapshot-property.run-id", run_id).option("merge-schema", "true")
+                  .option("isolation-level", "serializable"))
         if found_at is not None:
             writer = writer.option("validate-from-snapshot-id", str(found_at))
         writer.overwrite(condition)
+    except ConcurrentCommit:
+        raise
     except Exception as exc:
         if _conflict(exc):
             raise ConcurrentCommit(f"{zone}: another run committed the same partition while this one ran "

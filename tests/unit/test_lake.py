@@ -83,6 +83,20 @@ def test_a_commit_is_refused_when_another_run_committed_the_same_date_meanwhile(
     assert ids(spark, settings, D2) == [20]
 
 
+def test_two_first_runs_racing_to_create_the_table_commit_one_and_refuse_the_other_on_the_same_date(spark, settings):
+    # runs A and B both start before the table exists (found_at None); B creates it with its rows of D1
+    tables.write_partitions(spark, settings, "curated", rows(spark, (0, 3), D1, "b"), F.col("ingest_date") == D1,
+                            "b", None)
+    with pytest.raises(tables.ConcurrentCommit, match="curated: another run committed the same partition"):
+        tables.write_partitions(spark, settings, "curated", rows(spark, (5, 6), D1, "a"), F.col("ingest_date") == D1,
+                                "a", None)
+    assert ids(spark, settings, D1) == [0, 1, 2]
+    # A run of another date that found no table writes its date next to B's
+    tables.write_partitions(spark, settings, "curated", rows(spark, (9, 10), D2, "c"), F.col("ingest_date") == D2,
+                            "c", None)
+    assert ids(spark, settings) == [0, 1, 2, 9]
+
+
 def test_a_new_column_evolves_the_table_in_place(spark, settings):
     write(spark, settings, rows(spark, (0, 2), D1, "b1"), D1, "b1")
     write(spark, settings, rows(spark, (5, 6), D2, "b2", source="reviews"), D2, "b2")
