@@ -167,7 +167,9 @@ def write_table(settings: Settings, rows: Iterable[MetricRow]) -> int:
         try:
             table.overwrite(data, overwrite_filter=In("run_id", runs))
             return len(rows)
-        except CommitFailedException:
+        except Exception as exc:  # refused: another process committed, or wrote the catalog file, meanwhile
+            if not (isinstance(exc, CommitFailedException) or tables.catalog_busy(exc)):
+                raise
             time.sleep(0.05 * 2 ** attempt)
     raise RuntimeError(f"could not write the metrics of runs {', '.join(runs)}: the metrics table kept changing")
 

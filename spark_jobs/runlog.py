@@ -111,13 +111,17 @@ def write(settings: Settings, record: RunRecord) -> int:
     import pyarrow as pa
     from pyiceberg.exceptions import CommitFailedException
 
+    from . import tables
+
     rows = pa.Table.from_pylist([_as_row(record)], schema=_run_schema())
     for attempt in range(8):
         table = runs_table(settings)
         try:
             table.append(rows)
             return table.current_snapshot().snapshot_id
-        except CommitFailedException:
+        except Exception as exc:  # refused: another process committed, or wrote the catalog file, meanwhile
+            if not (isinstance(exc, CommitFailedException) or tables.catalog_busy(exc)):
+                raise
             time.sleep(0.05 * 2 ** attempt)
     raise RuntimeError(f"could not append the run record {record.run_id}: the runs table kept changing")
 

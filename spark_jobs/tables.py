@@ -37,6 +37,7 @@ import hashlib
 import os
 import re
 import sqlite3
+import time
 
 from .settings import Settings
 
@@ -83,12 +84,34 @@ def catalog_db(settings: Settings) -> str:
         os.path.join(settings.path("lake_root"), "catalog.db")
 
 
+# Iceberg's JDBC catalog tables (schema V1, as org.apache.iceberg.jdbc.JdbcUtil writes them). We create
+# them, and tell Iceberg not to (jdbc.init-catalog-tables=false): its check for them leaves a query open on
+# a pooled connection, which then holds a read transaction for good, and every later commit through that
+# connection after another process's write fails with SQLITE_BUSY_SNAPSHOT (two runs at once, or Spark
+# and pyiceberg).
+CATALOG_DDL = (
+    "CREATE TABLE IF NOT EXISTS iceberg_tables(catalog_name VARCHAR(255) NOT NULL,"
+    "table_namespace VARCHAR(255) NOT NULL,table_name VARCHAR(255) NOT NULL,metadata_location VARCHAR(1000),"
+    "previous_metadata_location VARCHAR(1000),iceberg_type VARCHAR(5),"
+    "PRIMARY KEY (catalog_name, table_namespace, table_name))",
+    "CREATE TABLE IF NOT EXISTS iceberg_namespace_properties(catalog_name VARCHAR(255) NOT NULL,"
+    "namespace VARCHAR(255) NOT NULL,property_key VARCHAR(255),property_value VARCHAR(1000),"
+    "PRIMARY KEY (catalog_name, namespace, property_key))",
+)
+
+
 def prepare_catalog_db(path: str) -> None:
     """The SQLite file in WAL mode (kept in the file): Spark's JDBC connection and pyiceberg's read and
-    write it from two processes, and in WAL mode a reader never blocks the other's commit."""
+    write it from two processes, and in WAL mode a reader never blocks the other's commit. Holds the
+    catalog's tables (CATALOG_DDL); a file whose iceberg_tables predates views gains their column."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with contextlib.closing(sqlite3.connect(path, timeout=30)) as db:
         db.execute("PRAGMA journal_mode=WAL")
+        with db:
+            for ddl in CATALOG_DDL:
+                db.execute(ddl)
+            if "iceberg_type" not in {row[1] for row in db.execute("PRAGMA table_info(iceberg_tables)")}:
+                db.execute("ALTER TABLE iceberg_tables ADD COLUMN iceberg_type VARCHAR(5)")
 
 
 def catalog_properties(settings: Settings) -> dict[str, str]:
@@ -99,7 +122,7 @@ def catalog_properties(settings: Settings) -> dict[str, str]:
     # busy_timeout: a commit waits for another process's short catalog write instead of failing
     return {"catalog-impl": "org.apache.iceberg.jdbc.JdbcCatalog",
             "uri": "jdbc:sqlite:" + catalog_db(settings) + "?busy_timeout=30000",
-            "jdbc.schema-version": "V1", "warehouse": warehouse(settings)}
+            "jdbc.schema-version": "V1", "jdbc.init-catalog-tables": "false", "warehouse": warehouse(settings)}
 
 
 def catalog_name(settings: Settings) -> str:
@@ -124,8 +147,25 @@ def catalog(spark, settings: Settings) -> str:
             spark.conf.set(key, value)
     if settings.lake_catalog == "local":
         prepare_catalog_db(catalog_db(settings))
-    spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {name}.{_ident(settings.lake_schema)}")
+    _retrying_busy(lambda: spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {name}.{_ident(settings.lake_schema)}"))
     return name
+
+
+def catalog_busy(exc: BaseException) -> bool:
+    """The local catalog's SQLite file refused a write because another process wrote it at that very
+    moment (in WAL mode SQLite answers SQLITE_BUSY_SNAPSHOT at once instead of waiting): the statement
+    changed nothing, so it can be tried again."""
+    return bool(re.search(r"SQLITE_BUSY|database is locked", str(exc)))
+
+
+def _retrying_busy(action, attempts: int = 6):
+    for attempt in range(attempts):
+        try:
+            return action()
+        except Exception as exc:
+            if not catalog_busy(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.1 * 2 ** attempt)
 
 
 def _ident(name: str) -> str:
@@ -155,7 +195,12 @@ def current_snapshot(spark, settings: Settings, zone: str) -> int | None:
 def write_partitions(spark, settings: Settings, zone: str, df, condition, run_id: str, found_at: int | None) -> int:
     """Replaces the table's rows matching `condition` (a Column over partition columns) with df's, in
     one commit validated against the table as it was at snapshot `found_at` (None: it did not exist
-    yet). Returns the snapshot committed (tagged with run_id: lineage)."""
+    yet). Returns the snapshot committed (tagged with run_id: lineage). A commit the catalog file
+    refused because another process wrote it at that moment is tried again (validated as before)."""
+    return _retrying_busy(lambda: _write_once(spark, settings, zone, df, condition, run_id, found_at))
+
+
+def _write_once(spark, settings: Settings, zone: str, df, condition, run_id: str, found_at: int | None) -> int:
     name = table(spark, settings, zone)
     try:
         if found_at is None and not exists(spark, settings, zone):
@@ -167,7 +212,7 @@ def write_partitions(spark, settings: Settings, zone: str, df, condition, run_id
                 writer.create()
                 return _snapshot_of(spark, name, run_id)
             except Exception as exc:  # another run created it first: overwrite like any later write
-                if "already exists" not in str(exc):
+                if "already exists" not in str(exc) and not (catalog_busy(exc) and exists(spark, settings, zone)):
                     raise
         if found_at is None:
             # The table was created while this run ran, by another run: if that run committed rows of

@@ -13,6 +13,7 @@ from spark_jobs import ingest, replay, tables
 from spark_jobs.lake import Lake
 from spark_jobs.settings import PROJECT_ROOT
 from tests.conftest import make_settings
+from tests.killed_ingest import assert_whole_after_kill, rows_read, seen
 
 DATE = "2026-11-20"
 
@@ -22,12 +23,6 @@ def land_synthetic(settings, rows: int, seed: int) -> None:
     shutil.rmtree(folder, ignore_errors=True)
     os.makedirs(folder)
     replay.synthetic_corpus(rows, 1, seed).to_csv(os.path.join(folder, "batch.csv"), index=False)
-
-
-def rows_read(spark, settings, zone="curated"):
-    """What readers see (committed batches only), less what names the run or the lake's place."""
-    df = tables.read(spark, settings, zone, [DATE])
-    return sorted(tuple(r) for r in df.drop("batch_id", "source_file").collect())
 
 
 def data_files(settings) -> int:
@@ -40,7 +35,7 @@ def test_kill_mid_write_leaves_the_tables_whole_and_a_rerun_matches_an_uninterru
     settings = make_settings(tmp_path / "a")
     land_synthetic(settings, 300, seed=1)
     ingest.run(spark, settings, DATE)
-    before = {zone: rows_read(spark, settings, zone) for zone in tables.BATCHED}
+    before = seen(spark, settings, DATE)
     snapshots = {zone: tables.current_snapshot(spark, settings, zone) for zone in tables.BATCHED}
     files = data_files(settings)
 
@@ -59,20 +54,11 @@ def test_kill_mid_write_leaves_the_tables_whole_and_a_rerun_matches_an_uninterru
         os.killpg(proc.pid, signal.SIGKILL)  # the JVM too
         proc.wait()
 
-    # each table is at its old snapshot or at one whole commit of the new batch, and readers see the
-    # old batch everywhere (nothing committed yet) or nothing of the date (its run never succeeded)
-    after_kill = {zone: rows_read(spark, settings, zone) for zone in tables.BATCHED}
-    unchanged = {zone: tables.current_snapshot(spark, settings, zone) == snapshots[zone] for zone in tables.BATCHED}
-    if all(unchanged.values()):
-        assert after_kill == before and Lake(settings).is_ingested(DATE)
-    else:
-        assert all(rows == [] for rows in after_kill.values()) and not Lake(settings).is_ingested(DATE)
-
+    assert_whole_after_kill(spark, settings, DATE, before, snapshots)
     ingest.run(spark, settings, DATE)  # no lock to take over: nothing of the dead run holds the date
     assert Lake(settings).is_ingested(DATE)
     uninterrupted = make_settings(tmp_path / "b")
     shutil.copytree(Lake(settings).zone("raw"), Lake(uninterrupted).zone("raw"))
     ingest.run(spark, uninterrupted, DATE)
-    for zone in tables.BATCHED:
-        assert rows_read(spark, settings, zone) == rows_read(spark, uninterrupted, zone), zone
-    assert len(rows_read(spark, settings)) > 50_000
+    assert seen(spark, settings, DATE) == seen(spark, uninterrupted, DATE)
+    assert len(rows_read(spark, settings, DATE)) > 50_000
