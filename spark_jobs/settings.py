@@ -130,6 +130,8 @@ class Settings:
     aws_stack_name: str = _doc("CloudFormation stack, and prefix of every AWS resource name", default="nlp-batch")
     aws_schedule: str = _doc("EventBridge schedule that starts the pipeline (it processes that day's landings)",
                              default="cron(30 23 * * ? *)")
+    aws_maintain_after_run: bool = _doc("every pipeline run on EMR ends with `maintain` on its cluster (compaction, "
+                                        "snapshot expiry, orphan files)", default=True)
     aws_notify_email: str = _doc("e-mail address subscribed to the failure notifications (empty = none)", default="")
     aws_vpc_id: str = _doc("VPC of the clusters and the registry database (make deploy)", default="")
     aws_db_subnet_ids: str = _doc("comma-separated subnets, in two or more availability zones, of the registry "

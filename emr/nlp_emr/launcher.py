@@ -108,6 +108,7 @@ class Deployment:
             "UseExistingBucket": old.get("UseExistingBucket") or self.existing_bucket(bucket),
             "OperatorArns": old.get("OperatorArns") or self.operator_arn(),
             "NotifyEmail": s.aws_notify_email, "Schedule": s.aws_schedule,
+            "MaintainAfterRun": str(s.aws_maintain_after_run).lower(),
             "VpcId": s.aws_vpc_id or old.get("VpcId", ""), "SubnetId": s.emr_subnet_id or old.get("SubnetId", ""),
             "DatabaseSubnetIds": s.aws_db_subnet_ids or old.get("DatabaseSubnetIds", ""),
             "TlsCertificatesS3Object": s.emr_tls_certificates, "PollSeconds": str(s.emr_poll_seconds),

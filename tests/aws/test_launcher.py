@@ -88,7 +88,7 @@ def test_run_uploads_the_artifacts_follows_the_execution_and_prints_the_measured
     assert {k.rsplit("/", 1)[1] for k in keys(args[3][len(f"s3://{BUCKET}/"):])} == {
         "spark-nlp_2.12.jar", "onnxruntime.jar", ".complete"}               # the GPU build, under the CPU names
 
-    assert emr_worker.stages() == ["ingest", "train", "infer", "dbt", "report"]   # no train record yet: train
+    assert emr_worker.stages() == ["ingest", "train", "infer", "dbt", "report", "maintain"]   # no train record yet
     (cluster_id,) = emr_worker.clusters()
     assert client("emr").describe_cluster(ClusterId=cluster_id)["Cluster"]["Status"]["State"] == "TERMINATED"
     text = "\n".join(lines)
@@ -96,14 +96,14 @@ def test_run_uploads_the_artifacts_follows_the_execution_and_prints_the_measured
                      f"s3://{BUCKET}/reports/{DATE}/monitoring.html", f"cost: cluster {cluster_id} up "):
         assert progress in text, progress
     steps = [line for line in lines if line.startswith("  step ")]
-    assert len(steps) == 5 and all("1.5 min" in line and "instance-h" in line for line in steps)   # the worker's 90 s
+    assert len(steps) == 6 and all("1.5 min" in line and "instance-h" in line for line in steps)   # the worker's 90 s
 
     again = Deployment(deployment.s.replace(date=DATE), out=lines.append)
     assert again.run() == 8                                               # the date is done: refused
     # a succeeded train record in the runs table (Glue, as the cluster writes it): the next run does not train
     runlog.write(emr_worker.lake_settings, RunRecord(stage="train", ingest_date=DATE, status="succeeded"))
     assert again.run(rerun=True) == 0                                     # unless asked to run it again
-    assert emr_worker.stages()[5:] == ["ingest", "infer", "dbt", "report"]
+    assert emr_worker.stages()[6:] == ["ingest", "infer", "dbt", "report", "maintain"]
     # a committed version is uploaded once; a dirty tree's code every time, but the content-addressed
     # wheelhouse and jar bundles only once
     later = [line for line in lines if " artifacts of " in line][1:]

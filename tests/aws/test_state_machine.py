@@ -9,7 +9,7 @@ import pytest
 from tests.aws.conftest import client, deliver, wait_for_execution
 
 DATE = "2026-11-01"
-STAGES = ["ingest", "train", "infer", "dbt", "report"]
+STAGES = ["ingest", "train", "infer", "dbt", "report", "maintain"]
 
 
 @pytest.fixture
@@ -56,6 +56,14 @@ def test_a_run_succeeds_through_every_stage_and_terminates_its_cluster(stack, em
     assert {t["Key"]: t["Value"] for t in cluster["Tags"]}["execution"] == "all-good"
     assert claim(deployment, DATE) == "SUCCEEDED"
     assert inbox() == []
+
+
+def test_a_run_told_not_to_maintain_ends_after_its_report(stack, emr_worker):
+    deployment, inbox = stack
+    status = execute(deployment, "no-maintenance", {"ingest_date": DATE, "maintain": False})
+    assert status["status"] == "SUCCEEDED", status
+    assert emr_worker.stages() == ["ingest", "infer", "dbt", "report"]
+    assert cluster_states(emr_worker) == ["TERMINATED"] and inbox() == []
 
 
 @pytest.mark.parametrize("failing", STAGES)

@@ -82,7 +82,7 @@ def test_the_bootstrap_stack_is_small_enough_to_send_and_the_whole_one_is_staged
 def test_stage_tasks_time_out_and_are_never_retried_by_the_pipeline():
     states = MACHINES["PipelineStateMachine"]["States"]
     stages = {n: s for n, s in states.items() if s.get("Resource") == "arn:aws:states:::states:startExecution.sync:2"}
-    assert set(stages) == {"Ingest", "Train", "Infer", "Dbt", "Report", "Retrain"}
+    assert set(stages) == {"Ingest", "Train", "Infer", "Dbt", "Report", "Retrain", "Maintain"}
     for name, state in stages.items():
         assert state["TimeoutSecondsPath"] == "$.config.stage_timeout_seconds", name
         assert "Retry" not in state, name           # the stage machine makes the 3 attempts, nobody else
