@@ -193,6 +193,8 @@ bench: setup
 	$(PY) benchmarks/model_quality_benchmark.py
 	$(PY) benchmarks/day_benchmark.py --rows 100000
 	$(PY) benchmarks/day_benchmark.py --rows 1000000
+	$(PY) benchmarks/lake_format_benchmark.py
+	$(PY) benchmarks/fresh_run_benchmark.py
 	$(PY) benchmarks/render.py
 
 ## clean-lake: delete the local lake, registry, warehouse and reports

@@ -220,8 +220,32 @@ def day(docs: dict) -> list[str]:
     return out
 
 
+LAKES = {"parquet_folders": "Parquet folders", "iceberg": "Iceberg"}
+
+
+def lake_sides(name: str, steps_key: str, docs: dict) -> list[str]:
+    """A before/after run of the two lake formats (lake_format, fresh_run): each side's best run, every
+    run, the best run's seconds per step, and the script's ratio."""
+    doc = docs[name]
+    steps = list(dict.fromkeys(k for side in LAKES for k in ((doc["best"].get(side) or {}).get(steps_key) or {})))
+
+    def row(side):
+        best = doc["best"].get(side) or {}
+        return [f"{LAKES[side]} ({'baseline ' + doc['baseline_commit'] if side == 'parquet_folders' else 'the commit above'})",
+                f"**{num(best.get('seconds'))}**", ", ".join(num(r.get("seconds")) for r in doc["runs"][side]),
+                *[num((best.get(steps_key) or {}).get(k)) for k in steps]]
+
+    ratio = doc["comparisons"]["iceberg_seconds_over_parquet_folders"]
+    counts = "" if "same_counts" not in doc else f"; the same counts on both sides: {'yes' if doc['same_counts'] else '**no**'}"
+    return [provenance(name, doc), "",
+            *table(["lake", "best (s)", "every run (s)", *[f"{k} (s)" for k in steps]], [row(side) for side in LAKES]),
+            "", f"Iceberg over Parquet folders, best against best: **{num(ratio, 3)}**{counts}."]
+
+
 SECTIONS = {"inference": (("inference",), inference), "model_quality": (("model_quality",), model_quality),
-            "scoring": (("scoring",), scoring), "ingest": (("ingest",), ingest), "day": (DAYS, day)}
+            "scoring": (("scoring",), scoring), "ingest": (("ingest",), ingest), "day": (DAYS, day),
+            "lake_format": (("lake_format",), lambda docs: lake_sides("lake_format", "seconds_by_step", docs)),
+            "fresh_run": (("fresh_run",), lambda docs: lake_sides("fresh_run", "stages", docs))}
 
 
 LEGACY = {  # what is known to be wrong with a results file of the previous harness (issue 15, point 6)
