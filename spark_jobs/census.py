@@ -3,7 +3,9 @@ parser that reads them (documents.py), and whether every byte of the file could 
 
 The ingest reconciliation compares the two: if the counts differ, one of the readers is wrong about the
 file and nothing is curated. What the census counts, per format:
-- CSV: records as Apache Arrow's CSV reader (a second, C++ parser) splits them, header excluded;
+- CSV: records as Apache Arrow's CSV reader (a second, C++ parser) splits them, header excluded.
+  A clean file is read by Arrow too (documents._parse_csv_arrow), so for those the independent
+  check is the reader's own: its records' line breaks must add up to the file's;
 - JSON lines: the non-blank lines;
 - Parquet: the row count its footer declares (a file cut before its footer declares nothing);
 and for a gzip file, whether its stream (every member) reached its end marker. Damage the census finds

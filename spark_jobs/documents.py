@@ -8,10 +8,16 @@ record (a gzip stream cut before its end, a Parquet file that cannot be read) be
 row with `unreadable` set: it is quarantined and the census (census.py) tells how much was lost.
 `clean` normalises the text fields. The ingest job runs both inside Spark (mapInPandas), one file per
 task.
+
+Most files need no repair, and those are read a column at a time: a CSV file whose bytes are clean
+UTF-8 goes through Arrow's CSV reader (`_parse_csv_arrow`), and `clean` calls the per-value cleaner
+only on the values Arrow finds it may change. Both give exactly what the per-record path gives; a
+file the fast reader cannot vouch for goes to the forgiving parser whole.
 """
 from __future__ import annotations
 
 import csv
+import functools
 import html
 import io
 import json
@@ -20,7 +26,10 @@ import unicodedata
 import zlib
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 CANONICAL = ("review_id", "text", "title", "rating_raw", "product_id", "department", "class")
 META = ("source_file", "source_line", "parse_error", "missing_columns", "raw_record", "decode_note", "unreadable")
@@ -150,6 +159,11 @@ def _parse(path: str, data: bytes, spec: dict):
     else:
         decoded = decode(data)
         note = "; ".join(notes + decoded.notes) or None
+        if fmt == "csv" and note is None:  # bytes that needed no repair: try Arrow's reader first
+            frames = _parse_csv_arrow(path, data.removeprefix(b"\xef\xbb\xbf"), decoded.text, spec)
+            if frames is not None:
+                yield from frames
+                return
         parser = _parse_csv if fmt == "csv" else _parse_jsonl
         batch = []
         for rec in parser(path, decoded.text, spec, note):
@@ -195,6 +209,99 @@ def _parse_csv(path: str, text: str, spec: dict, note: str | None):
         values = dict(zip(header, fields))
         raw = json.dumps(values if error is None else fields, ensure_ascii=False)
         yield _record(values, found, missing, path, start, error, raw, note)
+
+
+def _line_breaks(values: pa.Array, carriage_returns: bool) -> pa.Array | int:
+    """Line breaks in each value as Python's universal newlines count them (\\r\\n is one)."""
+    if not carriage_returns:
+        return pc.count_substring(values, pattern="\n") if pc.any(pc.match_substring(values, "\n")).as_py() else 0
+    n, r, rn = (pc.count_substring(values, pattern=p) for p in ("\n", "\r", "\r\n"))
+    return pc.subtract(pc.add(n, r), rn)
+
+
+def _parse_csv_arrow(path: str, data: bytes, text: str, spec: dict) -> list[pd.DataFrame] | None:
+    """The records `_parse_csv` gives, read by Arrow's CSV reader (vectorised, C++), for a file that
+    needs no repair; None sends the file to the forgiving parser: a row of the wrong width, a cut or
+    unterminated last record, a blank line (its line numbers), a header that repeats a name. Line
+    numbers are counted from the line breaks inside the values, and the sum is checked against the
+    file's own: a file split any other way than the forgiving parser would split it goes there."""
+    import pyarrow.csv as pacsv
+
+    opts = spec.get("options") or {}
+    delimiter = opts.get("delimiter") or opts.get("sep") or ","
+    quote = opts.get("quote", '"')
+    if (len(delimiter) != 1 or len(quote) != 1 or not text.endswith(("\n", "\r")) or text.count(quote) % 2
+            or text.startswith(("\n", "\r"))):
+        return None
+    header = next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar=quote), None)
+    header = [f.replace("\ufeff", "") for f in header or []]
+    if len(header) < 2 or len(set(header)) != len(header):
+        return None  # one column: a blank line would be a record to Arrow; repeated names: last one wins
+    names = [f"f{i}" for i in range(len(header))]
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(column_names=names, use_threads=False,
+                                           block_size=max(len(data) + 1, 1 << 20)),   # no record straddles blocks
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, quote_char=quote, newlines_in_values=True,
+                                              ignore_empty_lines=True),
+            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                                 strings_can_be_null=False, quoted_strings_can_be_null=False,
+                                                 auto_dict_encode=False))
+    except pa.ArrowInvalid:
+        return None
+    columns = [pc.cast(table.column(n), pa.large_string()).combine_chunks() for n in names]
+    carriage_returns = "\r" in text
+    breaks = functools.reduce(pc.add, (_line_breaks(c, carriage_returns) for c in columns),
+                              pa.array(np.ones(table.num_rows, dtype="int64")))   # each record's own line end
+    total = text.count("\n") + (text.count("\r") - text.count("\r\n") if carriage_returns else 0)
+    if pc.sum(breaks).as_py() != total or [c[0].as_py().replace("\ufeff", "") for c in columns] != header:
+        return None
+    lines = np.cumsum(breaks.to_numpy())          # line number of each record's last line
+    first_lines = (lines - breaks.to_numpy() + 1)[1:]   # each record's first line, the header left out
+    found, missing = _resolve(header, spec["columns"])
+    body = [c.slice(1) for c in columns]
+    position = {name: i for i, name in enumerate(header)}
+    out = pd.DataFrame({c: None for c in CANONICAL}, index=range(len(first_lines)), dtype=object)
+    for canonical, source in found.items():
+        out["rating_raw" if canonical == "rating" else canonical] = body[position[source]].to_numpy(zero_copy_only=False)
+    out["source_file"] = path
+    out["source_line"] = first_lines.astype("int64")
+    out["parse_error"] = None
+    out["missing_columns"] = ", ".join(missing) or None
+    out["raw_record"] = _json_objects(header, body)
+    out["decode_note"] = out["unreadable"] = None
+    out = out[[*CANONICAL, *META]]
+    return [out.iloc[i: i + CHUNK] for i in range(0, len(out), CHUNK)]
+
+
+def _json_objects(keys: list[str], columns: list[pa.Array]) -> np.ndarray:
+    """json.dumps(dict(zip(keys, row)), ensure_ascii=False)[:RAW_RECORD_MAX] for every row of the
+    string columns, built a column at a time."""
+    parts = []
+    for i, (key, column) in enumerate(zip(keys, columns)):
+        parts += [_large(("{" if i == 0 else ", ") + _ENCODE(key) + ": "), _json_strings(column)]
+    objects = pc.binary_join_element_wise(*parts, _large("}"), _large(""))
+    return pc.utf8_slice_codeunits(objects, 0, RAW_RECORD_MAX).to_numpy(zero_copy_only=False)
+
+
+_ENCODE = json.encoder.encode_basestring   # what json.dumps(ensure_ascii=False) writes for a string
+
+
+def _large(text: str) -> pa.Scalar:
+    return pa.scalar(text, pa.large_string())
+
+
+def _json_strings(column: pa.Array) -> pa.Array:
+    """Each value as a JSON string literal; Python's encoder only for the values with a character
+    to escape (a quote, a backslash, a control character)."""
+    quoted = pc.binary_join_element_wise(_large('"'), column, _large('"'), _large(""))
+    escape = np.flatnonzero(pc.match_substring_regex(column, r'["\\\x00-\x1f]').to_numpy(zero_copy_only=False))
+    if not len(escape):
+        return quoted
+    values = quoted.to_numpy(zero_copy_only=False)
+    values[escape] = [_ENCODE(v) for v in column.take(pa.array(escape)).to_pylist()]
+    return pa.array(values, type=pa.large_string())
 
 
 def _parse_jsonl(path: str, text: str, spec: dict, note: str | None):
@@ -267,6 +374,28 @@ def clean_text(value: str | None) -> str | None:
     return t or None
 
 
+# Most values are already clean: clean_text would return them unchanged. These are the ones it may
+# change: entities (&), markup (<), the control and format characters it drops, any whitespace but a
+# single space between words (Python's \s and str.strip know more of it than tab and line breaks),
+# an empty value; and, for a non-ASCII value, NFC.
+_MAY_CHANGE = (r"[&<\x{0}-\x{1f}\x{7f}-\x{a0}\x{1680}\x{2000}-\x{200b}\x{2028}\x{2029}\x{202f}\x{205f}"
+               r"\x{3000}\x{feff}]|  |^ | $|^$")   # RE2 syntax (Arrow)
+
+
+def clean_column(values: pd.Series) -> np.ndarray:
+    """clean_text over a column, called only where it may change something: Arrow finds those
+    values a column at a time, and Python's NFC quick check clears the non-ASCII ones it did not find."""
+    out = values.to_numpy(dtype=object, copy=True)
+    column = pa.array(out, type=pa.large_string(), from_pandas=True)
+    found = pc.match_substring_regex(column, _MAY_CHANGE).fill_null(False).to_numpy(zero_copy_only=False)
+    non_ascii = pc.invert(pc.string_is_ascii(column)).fill_null(False).to_numpy(zero_copy_only=False)
+    for i in np.flatnonzero(found | non_ascii):
+        if found[i] or not unicodedata.is_normalized("NFC", out[i]):
+            out[i] = clean_text(out[i])
+    out[pc.is_null(column).to_numpy(zero_copy_only=False)] = None   # NaN from pandas too
+    return out
+
+
 def text_fingerprint(text: str | None) -> str | None:
     """sha256 of the normalised text (case-folded), so re-posted copies of a text collide."""
     import hashlib
@@ -280,8 +409,7 @@ def clean(df: pd.DataFrame, max_text_chars: int) -> pd.DataFrame:
     """Cleaned text fields, texts cut to max_text_chars (flagged), and the text hash."""
     out = df.copy()
     for col in ("review_id", "text", "title", "product_id", "department", "class", "rating_raw"):
-        out[col] = out[col].map(clean_text, na_action="ignore").astype(object)
-        out[col] = out[col].where(out[col].notna(), None)
+        out[col] = pd.Series(clean_column(out[col]), index=out.index, dtype=object)
     too_long = out["text"].str.len().fillna(0) > max_text_chars
     out["text_truncated"] = too_long
     out.loc[too_long, "text"] = out.loc[too_long, "text"].str.slice(0, max_text_chars).str.rstrip()

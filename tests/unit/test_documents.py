@@ -1,15 +1,20 @@
 """Reading damaged files and cleaning texts: pure pandas, no Spark."""
+import csv
 import gzip
 import io
 import json
+import random
 import re
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from spark_jobs import documents as D
+from spark_jobs.settings import PROJECT_ROOT
+from tests.conftest import CORPUS, TWEETS, need
 
 CSV = {"format": "csv", "id_prefix": "r-", "columns": {
     "review_id": "_c0", "text": "Review Text", "title": "Title", "rating": "Rating",
@@ -126,3 +131,77 @@ def test_cleaning_never_leaves_or_creates_markup(planted):
 
 def test_text_that_only_looks_like_markup_stays():
     assert D.clean_text("I <3 it, and 2 < 3 > 1") == "I <3 it, and 2 < 3 > 1"
+
+
+# --- the column-at-a-time paths give exactly what the per-record ones give -------------------------
+
+def forgiving(data: bytes, spec=CSV) -> pd.DataFrame:
+    return D._frame(list(D._parse_csv("f", D.decode(data).text, spec, None)))
+
+
+def arrow(data: bytes, spec=CSV) -> pd.DataFrame | None:
+    frames = D._parse_csv_arrow("f", data.removeprefix(b"\xef\xbb\xbf"), D.decode(data).text, spec)
+    return None if frames is None else pd.concat(frames).reset_index(drop=True)
+
+
+def generated_csv(rng, rows: int) -> bytes:
+    """A well-formed CSV file of awkward values: quotes, delimiters, every kind of line break inside
+    quoted values, blank lines inside them, non-ASCII, markup, a value longer than RAW_RECORD_MAX."""
+    pieces = ["a", "B", " ", '"', ",", "\n", "\r", "\r\n", "\n\n", "é", "😀", "&amp;", "<b>", "\t", "\\", "\x07"]
+    buf = io.StringIO(newline="")
+    writer = csv.writer(buf, lineterminator=rng.choice(["\n", "\r\n"]),
+                        quoting=rng.choice([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]))
+    writer.writerow(["", "Title", "Review Text", "Rating", "Department Name"])
+    for i in range(rows):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        writer.writerow([str(i), rng.choice(["", "Nice", 'say "hi"']), text, str(rng.randint(1, 5)), "Tops"])
+    if rng.random() < 0.1:
+        writer.writerow(["long", "t", "é" * (D.RAW_RECORD_MAX + 10), "5", "Tops"])
+    return buf.getvalue().encode()
+
+
+def test_arrow_reads_well_formed_files_exactly_as_the_forgiving_parser():
+    rng = random.Random(11)
+    fast = 0
+    for _ in range(300):
+        data = generated_csv(rng, rng.randint(1, 6))
+        got = arrow(data)
+        if got is not None:
+            fast += 1
+            pd.testing.assert_frame_equal(got, forgiving(data))
+    assert fast >= 250   # the fast path is the common one, not the exception
+
+
+@pytest.mark.parametrize("data", [
+    b",Review Text,Rating\n1,a,5\n\n2,b,4\n",          # a blank line: the line numbers after it
+    b",Review Text,Rating\n1,a,5,extra\n",             # a row of the wrong width
+    b",Review Text,Rating\n1,a\n",
+    b',Review Text,Rating\n1,"cut in the mid',         # cut off
+    b",Review Text,Rating\n1,a,5",                     # no final line break
+    b",Review Text,Review Text\n1,a,b\n",              # a header repeating a name
+    b"Review Text\nonly one column\n",
+    b"\n,Review Text,Rating\n1,a,5\n",                 # a blank line before the header
+])
+def test_files_arrow_cannot_vouch_for_go_to_the_forgiving_parser(data):
+    assert arrow(data) is None
+    assert len(parse(data)) >= 1   # and parse_file still reads them
+
+
+@pytest.mark.parametrize("source, path", [("reviews", CORPUS), ("tweets", TWEETS)])
+def test_the_real_corpora_take_the_fast_path_with_the_same_records(source, path):
+    need(path)
+    spec = yaml.safe_load((PROJECT_ROOT / "conf" / "sources.yml").read_text())[source]
+    data = gzip.decompress(path.read_bytes())
+    got = arrow(data, spec)
+    assert got is not None
+    pd.testing.assert_frame_equal(got, forgiving(data, spec))
+
+
+def test_clean_calls_the_per_value_cleaner_only_where_it_changes_something():
+    rng = random.Random(5)
+    pieces = ["a", "B", " ", "  ", "\t", "\n", "\r", "é", "e\u0301", "Å", "&amp;", "&lt;b&gt;", "<b>", "<", ">",
+              "\x00", "\x07", "\x85", "\xa0", "\u2028", "\u200b", "\ufeff", "\u3000", "&", "😀", "I <3", "\x1c"]
+    values = [None, float("nan"), "", " ", "\t\n", "plain", " padded ", "two  spaces"] + [
+        "".join(rng.choice(pieces) for _ in range(rng.randint(0, 8))) for _ in range(5000)]
+    expected = [None if v is None or v != v else D.clean_text(v) for v in values]
+    assert list(D.clean_column(pd.Series(values, dtype=object))) == expected
