@@ -242,10 +242,29 @@ def lake_sides(name: str, steps_key: str, docs: dict) -> list[str]:
             "", f"Iceberg over Parquet folders, best against best: **{num(ratio, 3)}**{counts}."]
 
 
+def ingest_before_after(docs: dict) -> list[str]:
+    """The ingest benchmark's runs at an earlier commit (results/before/) next to the current results."""
+    steps = ("read_parse_clean", "census", "validate", "split_write")
+    rows = []
+    for name, doc in docs.items():
+        ing = doc["ingest"]
+        rows.append([f"`results/{name}.json`", f"{doc['git']['commit'][:7]}{' (dirty)' if doc['git']['dirty'] else ''}",
+                     f"{doc['load_average']['start']}–{doc['load_average']['end']}",
+                     num(ing["seconds"]), *[num(ing["seconds_by_step"].get(k), 2) for k in steps]])
+    return table(["results file", "commit", "load average", "seconds", *[f"{k.replace('_', ' ')} (s)"
+                                                                                       for k in steps]], rows, "lllrrrrr")
+
+
+def before_and(current: str):
+    """The names of a section: the results files under results/before/ of this benchmark, then the current one."""
+    return lambda docs: tuple(sorted(n for n in docs if n.startswith(f"before/{current}-"))) + (current,)
+
+
 SECTIONS = {"inference": (("inference",), inference), "model_quality": (("model_quality",), model_quality),
             "scoring": (("scoring",), scoring), "ingest": (("ingest",), ingest), "day": (DAYS, day),
             "lake_format": (("lake_format",), lambda docs: lake_sides("lake_format", "seconds_by_step", docs)),
-            "fresh_run": (("fresh_run",), lambda docs: lake_sides("fresh_run", "stages", docs))}
+            "fresh_run": (("fresh_run",), lambda docs: lake_sides("fresh_run", "stages", docs)),
+            "ingest_before_after": (before_and("ingest"), ingest_before_after)}
 
 
 LEGACY = {  # what is known to be wrong with a results file of the previous harness (issue 15, point 6)
@@ -273,16 +292,21 @@ def legacy(name: str, doc: dict) -> list[str]:
 
 
 def load(results_dir: str) -> dict:
+    """Every results file, by name; those under before/ (runs of a script at an earlier commit, kept
+    for a before-and-after comparison) as before/NAME."""
     docs = {}
-    for path in sorted(os.listdir(results_dir)) if os.path.isdir(results_dir) else []:
-        if path.endswith(".json"):
-            with open(os.path.join(results_dir, path)) as f:
-                docs[path[:-5]] = json.load(f)
+    for sub in ("", "before"):
+        folder = os.path.join(results_dir, sub)
+        for path in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+            if path.endswith(".json"):
+                with open(os.path.join(folder, path)) as f:
+                    docs[os.path.join(sub, path[:-5])] = json.load(f)
     return docs
 
 
 def block(section: str, docs: dict) -> list[str]:
     names, render = SECTIONS[section]
+    names = names(docs) if callable(names) else names
     have = {n: docs[n] for n in names if n in docs}
     if not have:
         return [f"Not measured yet by this harness: `make bench` writes {', '.join(f'`results/{n}.json`' for n in names)}."]
