@@ -211,6 +211,8 @@ def day(docs: dict) -> list[str]:
             row("wall time of `nlp-batch run` (s)", lambda n: f"**{num(d[n]['seconds'])}**"),
             row("rows/s, whole chain", lambda n: per_s(d[n]["rows_per_second"])),
             row("peak memory (GiB)", lambda n: num(d[n]["peak_memory_gib"], 2)),
+            row("settings from the environment", lambda n: ", ".join(
+                f"`{k}={v}`" for k, v in (docs[n].get("settings") or {}).items()) or "none"),
             row("exit code", lambda n: num(d[n]["exit_code"])),
             *[row(stage_label(s), lambda n, s=s: stage_cell(n, s)) for s in order],
             row("other (process and Spark start, checks, summary)",
