@@ -38,7 +38,9 @@ def fit(pipeline, train: DataFrame):
 
     *feature_stages, classifier = pipeline.getStages()
     features = Pipeline(stages=feature_stages).fit(train)
-    featured = features.transform(train).persist()
+    # only what the classifier reads is cached (not the texts or the NLP annotations)
+    featured = features.transform(train).select(
+        *dict.fromkeys([classifier.getFeaturesCol(), classifier.getLabelCol(), classifier.getWeightCol()])).persist()
     try:
         head = classifier.fit(featured)
     finally:

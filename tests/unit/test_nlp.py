@@ -57,3 +57,24 @@ def test_label_of_rating(spark):
     df = spark.createDataFrame([(r,) for r in [1, 2, 3, 4, 5, None]], "r int")
     got = [row.l for row in df.select(nlp.label_of_rating(F.col("r")).alias("l")).collect()]
     assert got == ["negative", "negative", "neutral", "positive", "positive", None]
+
+
+def test_the_words_taken_in_sql_are_the_finishers(spark, tmp_path):
+    """tfidf_logreg reads the normalised tokens' results in SQL; models registered before that carry
+    Spark NLP's Finisher there. Both must give the classifier the same words."""
+    need(CORPUS)
+    from pyspark.ml import Pipeline
+    from sparknlp.base import Finisher
+
+    reviews = pd.read_csv(CORPUS, nrows=400).fillna({"Title": "", "Review Text": ""})
+    texts = reviews["Review Text"].tolist() + ["Didn't fit -- at ALL!!", "Great!!! 10/10 :)", "   ", "é&amp;<b>"]
+    titles = reviews["Title"].tolist() + ["", "x", "", ""]
+    df = spark.createDataFrame(list(zip(range(len(texts)), titles, texts)), ["review_id", "title", "text"])
+    stages = nlp.tfidf_logreg(spark, make_settings(tmp_path)).getStages()
+    words_at = next(i for i, st in enumerate(stages) if "AS words" in getattr(st, "getStatement", lambda: "")())
+    ours = Pipeline(stages=stages[:words_at + 1]).fit(df).transform(df).select("review_id", "words")
+    finisher = Finisher().setInputCols(["normal"]).setOutputCols(["words"]).setOutputAsArray(True)
+    theirs = Pipeline(stages=[*stages[:words_at], finisher]).fit(df).transform(df).select("review_id", "words")
+    got = {r.review_id: r.words for r in ours.collect()}
+    assert got == {r.review_id: r.words for r in theirs.collect()}
+    assert len(got) == len(texts) and sum(map(len, got.values())) > 10 * len(texts)
