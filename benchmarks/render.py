@@ -257,6 +257,20 @@ def ingest_before_after(docs: dict) -> list[str]:
                                                                                        for k in steps]], rows, "lllrrrrr")
 
 
+def scoring_before_after(docs: dict) -> list[str]:
+    """The scoring benchmark's runs at an earlier commit (results/before/) next to the current results."""
+    rows = []
+    for name, doc in docs.items():
+        sp, cmp = doc["spark"], doc["comparisons"]
+        strongest = doc["sklearn"].get(cmp.get("sklearn_strongest") or "", {})
+        rows.append([f"`results/{name}.json`", f"{doc['git']['commit'][:7]}{' (dirty)' if doc['git']['dirty'] else ''}",
+                     f"{doc['load_average']['start']}–{doc['load_average']['end']}", num(sp["seconds"], 2),
+                     per_s(sp["rows_per_second_per_core"]), per_s(strongest.get("rows_per_second")),
+                     f"**{num(cmp.get('spark_per_core_over_sklearn_one_core'), 3)}**"])
+    return table(["results file", "commit", "load average", "Spark seconds", "Spark rows/s per core",
+                  "strongest scikit-learn rows/s (one core)", "ratio"], rows, "lllrrrr")
+
+
 def before_and(current: str):
     """The names of a section: the results files under results/before/ of this benchmark, then the current one."""
     return lambda docs: tuple(sorted(n for n in docs if n.startswith(f"before/{current}-"))) + (current,)
@@ -266,7 +280,8 @@ SECTIONS = {"inference": (("inference",), inference), "model_quality": (("model_
             "scoring": (("scoring",), scoring), "ingest": (("ingest",), ingest), "day": (DAYS, day),
             "lake_format": (("lake_format",), lambda docs: lake_sides("lake_format", "seconds_by_step", docs)),
             "fresh_run": (("fresh_run",), lambda docs: lake_sides("fresh_run", "stages", docs)),
-            "ingest_before_after": (before_and("ingest"), ingest_before_after)}
+            "ingest_before_after": (before_and("ingest"), ingest_before_after),
+            "scoring_before_after": (before_and("scoring"), scoring_before_after)}
 
 
 LEGACY = {  # what is known to be wrong with a results file of the previous harness (issue 15, point 6)
