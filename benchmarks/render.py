@@ -244,15 +244,19 @@ def lake_sides(name: str, steps_key: str, docs: dict) -> list[str]:
             "", f"Iceberg over Parquet folders, best against best: **{num(ratio, 3)}**{counts}."]
 
 
+def run_cells(name: str, doc: dict) -> list[str]:
+    """Which run a row of a before-and-after table is: its results file, commit and load average."""
+    return [f"`results/{name}.json`", f"{doc['git']['commit'][:7]}{' (dirty)' if doc['git']['dirty'] else ''}",
+            f"{doc['load_average']['start']}–{doc['load_average']['end']}"]
+
+
 def ingest_before_after(docs: dict) -> list[str]:
     """The ingest benchmark's runs at an earlier commit (results/before/) next to the current results."""
     steps = ("read_parse_clean", "census", "validate", "split_write")
     rows = []
     for name, doc in docs.items():
         ing = doc["ingest"]
-        rows.append([f"`results/{name}.json`", f"{doc['git']['commit'][:7]}{' (dirty)' if doc['git']['dirty'] else ''}",
-                     f"{doc['load_average']['start']}–{doc['load_average']['end']}",
-                     num(ing["seconds"]), *[num(ing["seconds_by_step"].get(k), 2) for k in steps]])
+        rows.append([*run_cells(name, doc), num(ing["seconds"]), *[num(ing["seconds_by_step"].get(k), 2) for k in steps]])
     return table(["results file", "commit", "load average", "seconds", *[f"{k.replace('_', ' ')} (s)"
                                                                                        for k in steps]], rows, "lllrrrrr")
 
@@ -263,10 +267,8 @@ def scoring_before_after(docs: dict) -> list[str]:
     for name, doc in docs.items():
         sp, cmp = doc["spark"], doc["comparisons"]
         strongest = doc["sklearn"].get(cmp.get("sklearn_strongest") or "", {})
-        rows.append([f"`results/{name}.json`", f"{doc['git']['commit'][:7]}{' (dirty)' if doc['git']['dirty'] else ''}",
-                     f"{doc['load_average']['start']}–{doc['load_average']['end']}", num(sp["seconds"], 2),
-                     per_s(sp["rows_per_second_per_core"]), per_s(strongest.get("rows_per_second")),
-                     f"**{num(cmp.get('spark_per_core_over_sklearn_one_core'), 3)}**"])
+        rows.append([*run_cells(name, doc), num(sp["seconds"], 2), per_s(sp["rows_per_second_per_core"]),
+                     per_s(strongest.get("rows_per_second")), f"**{num(cmp.get('spark_per_core_over_sklearn_one_core'), 3)}**"])
     return table(["results file", "commit", "load average", "Spark seconds", "Spark rows/s per core",
                   "strongest scikit-learn rows/s (one core)", "ratio"], rows, "lllrrrr")
 

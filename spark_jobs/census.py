@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
-from .documents import decode, inflate
+from .documents import csv_dialect, decode, inflate
 
 CENSUS_SCHEMA = "path string, bytes long, records long, complete boolean, damage string"
 
@@ -82,9 +82,8 @@ def census_of(path: str, data: bytes, spec: dict) -> FileCensus:
                               "the file was not written to its end; how many rows it had is unknown")
         return FileCensus(path, raw_size, records, complete, damage)
     text = decode(data).text
-    opts = spec.get("options") or {}
     if fmt == "csv":
-        records = count_csv(text, opts.get("delimiter") or opts.get("sep") or ",", opts.get("quote", '"'))
+        records = count_csv(text, *csv_dialect(spec))
     else:
         records = count_jsonl(text)
     return FileCensus(path, raw_size, records, complete, damage)

@@ -160,7 +160,7 @@ def _parse(path: str, data: bytes, spec: dict):
         decoded = decode(data)
         note = "; ".join(notes + decoded.notes) or None
         if fmt == "csv" and note is None:  # bytes that needed no repair: try Arrow's reader first
-            frames = _parse_csv_arrow(path, data.removeprefix(b"\xef\xbb\xbf"), decoded.text, spec)
+            frames = _parse_csv_arrow(path, data, decoded.text, spec)
             if frames is not None:
                 yield from frames
                 return
@@ -178,10 +178,15 @@ def _parse(path: str, data: bytes, spec: dict):
                               "readable before the cut>", None, unreadable=CUT_STREAM)])
 
 
-def _parse_csv(path: str, text: str, spec: dict, note: str | None):
+def csv_dialect(spec: dict) -> tuple[str, str]:
+    """(delimiter, quote character) of a CSV source, from its options."""
     opts = spec.get("options") or {}
-    delimiter = opts.get("delimiter") or opts.get("sep") or ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar=opts.get("quote", '"'))
+    return opts.get("delimiter") or opts.get("sep") or ",", opts.get("quote", '"')
+
+
+def _parse_csv(path: str, text: str, spec: dict, note: str | None):
+    delimiter, quote = csv_dialect(spec)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar=quote)
     lines_before, header = 0, None
     rows = []
     for fields in reader:
@@ -199,7 +204,7 @@ def _parse_csv(path: str, text: str, spec: dict, note: str | None):
     # A file that stops without a final line break inside a quoted field, or short of fields,
     # was cut off: its last record is incomplete.
     cut = not text.endswith(("\n", "\r"))
-    odd_quotes = text.count(opts.get("quote", '"')) % 2 == 1
+    odd_quotes = text.count(quote) % 2 == 1
     for i, (start, fields) in enumerate(rows):
         error = None
         if i == len(rows) - 1 and cut and (odd_quotes or len(fields) < len(header)):
@@ -221,15 +226,13 @@ def _line_breaks(values: pa.Array, carriage_returns: bool) -> pa.Array | int:
 
 def _parse_csv_arrow(path: str, data: bytes, text: str, spec: dict) -> list[pd.DataFrame] | None:
     """The records `_parse_csv` gives, read by Arrow's CSV reader (vectorised, C++), for a file that
-    needs no repair; None sends the file to the forgiving parser: a row of the wrong width, a cut or
+    needs no repair (`data` its bytes, `text` their decoded text); None sends the file to the forgiving parser: a row of the wrong width, a cut or
     unterminated last record, a blank line (its line numbers), a header that repeats a name. Line
     numbers are counted from the line breaks inside the values, and the sum is checked against the
     file's own: a file split any other way than the forgiving parser would split it goes there."""
     import pyarrow.csv as pacsv
 
-    opts = spec.get("options") or {}
-    delimiter = opts.get("delimiter") or opts.get("sep") or ","
-    quote = opts.get("quote", '"')
+    delimiter, quote = csv_dialect(spec)
     if (len(delimiter) != 1 or len(quote) != 1 or not text.endswith(("\n", "\r")) or text.count(quote) % 2
             or text.startswith(("\n", "\r"))):
         return None
@@ -240,7 +243,7 @@ def _parse_csv_arrow(path: str, data: bytes, text: str, spec: dict) -> list[pd.D
     names = [f"f{i}" for i in range(len(header))]
     try:
         table = pacsv.read_csv(
-            io.BytesIO(data),
+            io.BytesIO(data.removeprefix(b"\xef\xbb\xbf")),   # the BOM decode() dropped from `text`
             read_options=pacsv.ReadOptions(column_names=names, use_threads=False,
                                            block_size=max(len(data) + 1, 1 << 20)),   # no record straddles blocks
             parse_options=pacsv.ParseOptions(delimiter=delimiter, quote_char=quote, newlines_in_values=True,

@@ -271,6 +271,12 @@ class EmrWorker:
 
         return emr_backends[ACCOUNT][REGION]
 
+    def leave_earlier_clusters_alone(self) -> None:
+        """Clusters and steps of earlier tests are theirs: a step left hanging there (its cluster
+        terminated by the cleanup a moment later) must not be played, nor counted, as this test's."""
+        for cluster in list(self._backend().clusters.values()):
+            self._seen.update([cluster.id, *(step.id for step in cluster.steps)])
+
     def loop(self) -> None:
         while not self._stop.is_set():
             try:
@@ -333,10 +339,7 @@ class EmrWorker:
 def emr_worker(aws_settings):
     # the cluster's settings: the runs table in the stack's Glue database (moto's Glue, through pyiceberg)
     worker = EmrWorker(lake_settings=aws_settings(lake_root=f"s3a://{BUCKET}/lake", lake_catalog="glue"))
-    # clusters and steps of earlier tests are theirs: a step left hanging there (its cluster terminated
-    # by the cleanup a moment later) must not be played, nor counted, as this test's
-    for cluster in list(worker._backend().clusters.values()):
-        worker._seen.update([cluster.id, *(step.id for step in cluster.steps)])
+    worker.leave_earlier_clusters_alone()
     thread = threading.Thread(target=worker.loop, daemon=True)
     thread.start()
     yield worker
