@@ -17,7 +17,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from . import registry, splits, tables
+from . import embedding_store, registry, splits, tables
 from .nlp import predictions_from
 from .runlog import RunRecord, StageStopped, progress, stage_run
 from .settings import Settings
@@ -106,7 +106,7 @@ def _score(spark, settings: Settings, date: str, ref: registry.ModelRef, zone: s
             rec.message = f"already scored by {ref.name} v{ref.version}"
             return rec
         try:
-            model = registry.load_pipeline(settings, ref)
+            model = embedding_store.load_version(spark, settings, ref, rec.run_id)
         except StageStopped:
             raise
         except Exception as exc:
@@ -130,6 +130,8 @@ def _score(spark, settings: Settings, date: str, ref: registry.ModelRef, zone: s
         written = spark.table(tables.table(spark, settings, zone)).where(where & (F.col("run_id") == rec.run_id))
         rec.rows_out = written.count()
         flags = written.select(F.explode("flags").alias("flag")).groupBy("flag").count().collect()
+        if isinstance(model, embedding_store.StoredEncoderModel):  # the others' vectors came from the table
+            rec.outputs["texts_encoded"] = model.encoded
         rec.outputs.update({"table": zone, "snapshots": {zone: snapshot},
                             "flagged": written.where("size(flags) > 0").count(),
                             "flags": {r["flag"]: r["count"] for r in flags}})

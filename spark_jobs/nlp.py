@@ -33,6 +33,12 @@ from .vocabulary import LABELS, PIPELINES
 MODEL_TEXT_SQL = ("SELECT *, concat_ws('. ', nullif(trim(title), ''), text) AS model_text FROM __THIS__")
 
 
+# The stage that reads the encoder's vector as `features`, and the encoder annotators: where
+# embedding_store.py cuts a pipeline in two (encoder, then head).
+FEATURES_SQL = "SELECT *, element_at(embedding_vectors, 1) AS features FROM __THIS__"
+ENCODER_STAGES = ("E5Embeddings",)
+
+
 def label_of_rating(rating: Column) -> Column:
     """1-2 negative, 3 neutral, 4-5 positive; null stays null."""
     return (F.when(rating <= 2, "negative").when(rating == 3, "neutral")
@@ -108,7 +114,7 @@ def minilm_logreg(spark, settings: Settings):
         EmbeddingsFinisher().setInputCols(["sentence_embeddings"]).setOutputCols(["embedding_vectors"])
         .setOutputAsVector(True),
         # One document is one "sentence" here, so the first (only) vector is the document's.
-        SQLTransformer(statement="SELECT *, element_at(embedding_vectors, 1) AS features FROM __THIS__"),
+        SQLTransformer(statement=FEATURES_SQL),
         _classifier(settings, "minilm_logreg"),
     ])
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pyspark.sql import SparkSession
 
-from . import evaluation, registry
+from . import embedding_store, evaluation, registry
 from .lake import Lake
 from .runlog import RunRecord, StageStopped, stage_run
 from .settings import Settings
@@ -27,7 +27,8 @@ def passes(candidate_f1: float, champion_f1: float, margin: float) -> bool:
     return candidate_f1 >= champion_f1 + margin
 
 
-def gate(spark: SparkSession, settings: Settings, candidate: registry.ModelRef, candidate_test, splits) -> str:
+def gate(spark: SparkSession, settings: Settings, candidate: registry.ModelRef, candidate_test, splits,
+         run_id: str) -> str:
     """Decides and sets the aliases; returns the decision in words."""
     champion = registry.champion(settings)
     if champion is None:
@@ -35,7 +36,7 @@ def gate(spark: SparkSession, settings: Settings, candidate: registry.ModelRef, 
         return "champion (there was none)"
     if champion.version == candidate.version:
         return "already champion"
-    champion_model = registry.load_pipeline(settings, champion)
+    champion_model = embedding_store.load_version(spark, settings, champion, run_id)
     champion_test = scored_frame(champion_model, splits.test, settings.max_sentence_length)
     report = evaluation.compare(candidate_test, champion_test)
     gain = report["difference"]["macro_f1"]
@@ -86,9 +87,9 @@ def run(spark: SparkSession, settings: Settings, force: bool = False) -> RunReco
             return rec
         splits = Splits(spark, settings, dates)
         try:
-            test = scored_frame(registry.load_pipeline(settings, candidate), splits.test,
-                                      settings.max_sentence_length)
-            rec.message = f"v{candidate.version}: {gate(spark, settings, candidate, test, splits)}"
+            test = scored_frame(embedding_store.load_version(spark, settings, candidate, rec.run_id), splits.test,
+                                settings.max_sentence_length)
+            rec.message = f"v{candidate.version}: {gate(spark, settings, candidate, test, splits, rec.run_id)}"
         finally:
             splits.release()
     return rec

@@ -149,6 +149,15 @@ def log_pipeline(settings: Settings, pipeline_model, name: str = "model") -> Mod
     return ref
 
 
+ENCODER_TAG = "embeddings_encoder"  # embedding_store.encoder_id of a version's encoder, when it has one
+
+
+def encoder_of(settings: Settings, ref: ModelRef) -> str | None:
+    """The version's encoder id (None: no encoder, or registered before the tag existed)."""
+    with store(settings):
+        return client(settings).get_model_version(ref.name, ref.version).tags.get(ENCODER_TAG)
+
+
 def version(settings: Settings, number: str) -> ModelRef | None:
     try:
         with store(settings):

@@ -89,6 +89,11 @@ class Settings:
     max_sentence_length: int = _doc("word pieces per text fed to the encoder", default=256)
     onnx_int8: bool = _doc("score with a dynamically int8-quantised copy of the ONNX model (CPU speed-up)",
                            default=False)
+    embeddings_store: bool = _doc(
+        "keep each text's sentence embedding in the lake's embeddings table (about 1.5 KB a document) so that "
+        "training, shadow scoring, retraining and the promotion gate encode a text once per encoder",
+        default=True,
+    )
     onnx_threads: int = _doc(
         "ONNX Runtime intra-op threads per Spark task (1 with one task per core measured fastest; 0 = Spark NLP's default)",
         default=1,

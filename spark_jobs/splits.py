@@ -41,13 +41,13 @@ def frozen_split(labelled: DataFrame, test_fraction: float, validation_fraction:
 
 
 def labelled_documents(spark: SparkSession, settings: Settings, dates: list[str]) -> DataFrame:
-    """The committed curated documents of the dates that have a label."""
+    """The committed curated documents of the dates that have a label (with their ingest_date: where
+    the embeddings table keeps their vectors)."""
     batches = tables.committed(settings)
     curated = tables.read(spark, settings, "curated", dates, batches)
     labels = tables.read(spark, settings, "labels", dates, batches)
     return (curated.select("review_id", "ingest_date", "title", "text")
-            .join(labels.select("review_id", "ingest_date", "label"), ["review_id", "ingest_date"])
-            .drop("ingest_date"))
+            .join(labels.select("review_id", "ingest_date", "label"), ["review_id", "ingest_date"]))
 
 
 def scored_frame(model, labelled: DataFrame, max_pieces: int) -> pd.DataFrame:

@@ -7,6 +7,7 @@
     labels               ingest_date                  ingest
     predictions          ingest_date, model_version   infer
     predictions_shadow   ingest_date, model_version   infer (the challenger)
+    embeddings           encoder, ingest_date         whoever applies an encoder first to a text (embedding_store.py)
     runs                 (none)                       every stage run: one row each, appended (runlog.py)
     metrics              (none)                       every stage run and report: its figures (metrics.py)
 
@@ -41,10 +42,11 @@ import time
 
 from .settings import Settings
 
-ZONES = ("curated", "quarantine", "duplicates", "labels", "predictions", "predictions_shadow", "runs", "metrics")
+ZONES = ("curated", "quarantine", "duplicates", "labels", "predictions", "predictions_shadow", "embeddings", "runs",
+         "metrics")
 COMMITTED = ("curated", "quarantine", "duplicates", "labels", "predictions", "predictions_shadow")  # batch_id-filtered
 PARTITIONS = {"predictions": ("ingest_date", "model_version"), "predictions_shadow": ("ingest_date", "model_version"),
-              "runs": (), "metrics": ()}
+              "embeddings": ("encoder", "ingest_date"), "runs": (), "metrics": ()}
 BATCHED = ("curated", "quarantine", "duplicates", "labels")  # ingest's tables: rows carry batch_id
 PROPERTIES = {
     "format-version": "2",
@@ -203,17 +205,8 @@ def write_partitions(spark, settings: Settings, zone: str, df, condition, run_id
 def _write_once(spark, settings: Settings, zone: str, df, condition, run_id: str, found_at: int | None) -> int:
     name = table(spark, settings, zone)
     try:
-        if found_at is None and not exists(spark, settings, zone):
-            writer = df.writeTo(name).option("snapshot-property.run-id", run_id)
-            writer = writer.partitionedBy(*[df[c] for c in partition_columns(zone)]) if partition_columns(zone) else writer
-            for key, value in PROPERTIES.items():
-                writer = writer.tableProperty(key, value)
-            try:
-                writer.create()
-                return _snapshot_of(spark, name, run_id)
-            except Exception as exc:  # another run created it first: overwrite like any later write
-                if "already exists" not in str(exc) and not (catalog_busy(exc) and exists(spark, settings, zone)):
-                    raise
+        if found_at is None and _created(spark, settings, zone, df, run_id):
+            return _snapshot_of(spark, name, run_id)
         if found_at is None:
             # The table was created while this run ran, by another run: if that run committed rows of
             # this partition, this one must not replace them unseen (nothing to validate from).
@@ -234,6 +227,36 @@ def _write_once(spark, settings: Settings, zone: str, df, condition, run_id: str
                                    f"({_java_message(exc)})") from None
         raise
     return _snapshot_of(spark, name, run_id)
+
+
+def _created(spark, settings: Settings, zone: str, df, run_id: str) -> bool:
+    """Makes the table with df's rows as its first commit; False when it exists, or another run
+    made it first (the caller then writes like any later write)."""
+    if exists(spark, settings, zone):
+        return False
+    writer = df.writeTo(table(spark, settings, zone)).option("snapshot-property.run-id", run_id)
+    writer = writer.partitionedBy(*[df[c] for c in partition_columns(zone)]) if partition_columns(zone) else writer
+    for key, value in PROPERTIES.items():
+        writer = writer.tableProperty(key, value)
+    try:
+        writer.create()
+        return True
+    except Exception as exc:
+        if "already exists" not in str(exc) and not (catalog_busy(exc) and exists(spark, settings, zone)):
+            raise
+        return False
+
+
+def append(spark, settings: Settings, zone: str, df, run_id: str) -> None:
+    """Adds df's rows to the table (made on the first append) in one commit. Appends do not conflict
+    with one another: for tables whose readers take one row per key (embeddings)."""
+    name = table(spark, settings, zone)
+
+    def once() -> None:
+        if not _created(spark, settings, zone, df, run_id):
+            df.writeTo(name).option("snapshot-property.run-id", run_id).append()
+
+    _retrying_busy(once)
 
 
 def _snapshot_of(spark, name: str, run_id: str) -> int:

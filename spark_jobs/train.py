@@ -6,7 +6,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from . import evaluation, promotion, registry
+from . import embedding_store, evaluation, promotion, registry
 from .lake import Lake
 from .nlp import label_index, pipeline
 from .runlog import RunRecord, StageStopped, progress, stage_run
@@ -28,18 +28,19 @@ def with_class_weights(train: DataFrame, scheme: str) -> DataFrame:
     return out.withColumn("weight", weight)
 
 
-def fit(pipeline, train: DataFrame):
+def fit(pipeline, train: DataFrame, through=lambda model: model):
     """Fits the feature stages, caches the featurised rows, then fits the classifier on them.
 
     A plain Pipeline.fit hands the classifier an uncached lineage, and logistic regression reads it
     more than once (label metadata, then the optimisation): the MiniLM embeddings would be computed
-    twice. Same fitted stages, one pass of the encoder."""
+    twice. Same fitted stages, one pass of the encoder. `through` wraps the fitted feature stages
+    (embedding_store.with_store: the vectors of texts encoded before are read, not computed)."""
     from pyspark.ml import Pipeline, PipelineModel
 
     *feature_stages, classifier = pipeline.getStages()
     features = Pipeline(stages=feature_stages).fit(train)
     # only what the classifier reads is cached (not the texts or the NLP annotations)
-    featured = features.transform(train).select(
+    featured = through(features).transform(train).select(
         *dict.fromkeys([classifier.getFeaturesCol(), classifier.getLabelCol(), classifier.getWeightCol()])).persist()
     try:
         head = classifier.fit(featured)
@@ -102,11 +103,20 @@ def train_one(spark: SparkSession, settings: Settings, name: str, splits: Splits
                        **(tags or {})}
             mlflow.set_tags(lineage)
 
+            built = pipeline(name, spark, settings)
+            encoder = embedding_store.encoder_id(settings) if embedding_store.encoder_span(built.getStages()) else None
+
+            applied = []
+
+            def through(fitted):
+                applied.append(embedding_store.with_store(spark, settings, fitted, encoder, rec.run_id))
+                return applied[-1]
+
             step(f"fitting on {splits.counts['train']:,} rows of {len(splits.dates)} dates")
-            model = fit(pipeline(name, spark, settings), with_class_weights(splits.train, settings.class_weighting))
+            model = fit(built, with_class_weights(splits.train, settings.class_weighting), through)
             step(f"evaluating on {splits.counts['test']:,} test and {splits.counts['validation']:,} validation rows")
-            test = scored_frame(model, splits.test, settings.max_sentence_length)
-            validation = scored_frame(model, splits.validation, settings.max_sentence_length)
+            test = scored_frame(through(model), splits.test, settings.max_sentence_length)
+            validation = scored_frame(through(model), splits.validation, settings.max_sentence_length)
             vader = evaluation.vader_predictions(splits.test_texts).join(
                 splits.test.select("review_id", F.col("label").alias("truth")).toPandas().set_index("review_id"))
             scores = evaluation.metrics(test)
@@ -121,13 +131,16 @@ def train_one(spark: SparkSession, settings: Settings, name: str, splits: Splits
             ref = registry.log_pipeline(settings, model)
             client = registry.client(settings)
             for k, v in {**lineage, "test_macro_f1": f"{scores['macro_f1']:.4f}",
-                         "test_accuracy": f"{scores['accuracy']:.4f}"}.items():
+                         "test_accuracy": f"{scores['accuracy']:.4f}",
+                         **({registry.ENCODER_TAG: encoder} if encoder else {})}.items():
                 client.set_model_version_tag(ref.name, ref.version, k, v)
             step(f"registered as {ref.name} v{ref.version}; promotion gate")
-            decision = promotion.gate(spark, settings, ref, test, splits)
+            decision = promotion.gate(spark, settings, ref, test, splits, rec.run_id)
 
         rec.model_name, rec.model_version = ref.name, ref.version
         rec.rows_out = splits.counts["test"]
+        if encoder and settings.embeddings_store:  # texts sent to the encoder (the others came from the table)
+            rec.outputs["texts_encoded"] = sum(getattr(m, "encoded", 0) for m in applied)
         rec.outputs.update({"mlflow_run_id": run.info.run_id, "pipeline": name, "decision": decision,
                             **{k: round(scores[k], 4) for k in ("accuracy", "macro_f1")}})
         rec.message = (f"{name} -> {ref.name} v{ref.version}: test accuracy {scores['accuracy']:.3f}, "

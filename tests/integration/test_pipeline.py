@@ -102,6 +102,22 @@ def test_every_landed_row_is_accounted_for_and_scored_once(spark, first_run):
 
 
 @pytest.mark.slow
+def test_the_shadow_reads_the_vectors_training_stored(first_run):
+    """Every labelled document was encoded by training: the challenger's shadow encodes only the others."""
+    settings, records, _ = first_run
+    curated, labels = table_rows(settings, "curated"), table_rows(settings, "labels")
+    trained = [r for r in records if r.stage == "train" and r.outputs["pipeline"] == "minilm_logreg"]
+    assert trained[0].outputs["texts_encoded"] > 0
+    for r in [r for r in records if r.stage == "shadow"]:
+        day = curated[curated.ingest_date.astype(str) == r.ingest_date]
+        unlabelled = set(day.review_id) - set(labels.review_id)
+        assert r.outputs["texts_encoded"] <= len(unlabelled) < r.rows_out
+    kept = table_rows(settings, "embeddings")
+    assert not kept.duplicated(["encoder", "ingest_date", "text_key"]).any()
+    assert len(kept) <= len(curated) and set(kept.ingest_date.astype(str)) == set(DATES)
+
+
+@pytest.mark.slow
 def test_the_champion_is_registered_with_its_metrics_and_lineage(first_run):
     settings, records, _ = first_run
     ref = registry.champion(settings)

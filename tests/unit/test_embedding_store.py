@@ -1,0 +1,82 @@
+"""A model applied through the embeddings table predicts exactly what it predicts whole, and each
+text reaches the encoder once per encoder."""
+import numpy as np
+import pandas as pd
+
+from spark_jobs import embedding_store, nlp, tables, train
+from tests.conftest import CORPUS, MODEL_DIR, make_settings, need, table_rows
+
+
+def _docs(spark, reviews: pd.DataFrame, date_of):
+    rows = [(f"r{i}", date_of(i), title, text, nlp_label)
+            for i, (title, text, nlp_label) in enumerate(zip(reviews["Title"], reviews["Review Text"], reviews["label"]))]
+    return spark.createDataFrame(rows, "review_id string, ingest_date string, title string, text string, label string")
+
+
+def _snapshots(settings) -> int:
+    return len(tables.load_table(settings, "embeddings").snapshots())
+
+
+def test_through_the_table_the_same_model_and_predictions_and_each_text_encoded_once(spark, tmp_path):
+    need(CORPUS)
+    need(MODEL_DIR)
+    settings = make_settings(tmp_path, train_max_iter=30)
+    reviews = pd.read_csv(CORPUS, nrows=80).dropna(subset=["Review Text"]).head(36).fillna({"Title": ""})
+    reviews["label"] = ["negative" if r <= 2 else "neutral" if r == 3 else "positive" for r in reviews["Rating"]]
+    reviews = reviews[["Title", "Review Text", "label"]].reset_index(drop=True)
+    reviews.loc[35, ["Title", "Review Text"]] = reviews.loc[0, ["Title", "Review Text"]].to_numpy()  # the same text
+    docs = _docs(spark, reviews, lambda i: "2026-11-01" if i < 20 or i == 35 else "2026-11-02")
+    weighted = train.with_class_weights(docs, "balanced")
+    encoder = embedding_store.encoder_id(settings)
+
+    def through(model):
+        return embedding_store.with_store(spark, settings, model, encoder, "run-test")
+
+    whole = train.fit(nlp.minilm_logreg(spark, settings), weighted)
+    stored = train.fit(nlp.minilm_logreg(spark, settings), weighted, through)
+
+    kept = table_rows(settings, "embeddings")
+    assert len(kept) == 35, "36 documents, one text twice on the same date: 35 vectors"
+    assert set(kept["encoder"]) == {encoder} and set(kept["ingest_date"]) == {"2026-11-01", "2026-11-02"}
+    assert {len(v) for v in kept["embedding"]} == {384}
+    # the same vectors in another row order: equal up to the order of the optimiser's float sums
+    np.testing.assert_allclose(stored.stages[-1].coefficientMatrix.toArray(),
+                               whole.stages[-1].coefficientMatrix.toArray(), rtol=1e-6)
+
+    commits = _snapshots(settings)
+
+    def probabilities(df):
+        return {r.review_id: r.probability.toArray().tolist() for r in df.select("review_id", "probability").collect()}
+    assert probabilities(through(whole).transform(docs)) == probabilities(whole.transform(docs))
+    assert _snapshots(settings) == commits, "every text was in the table: nothing encoded, nothing committed"
+
+    more = _docs(spark, pd.DataFrame({"Title": ["", "Brand new"], "Review Text": ["Never seen before.", "A new one"],
+                                      "label": ["neutral", "positive"]}), lambda i: "2026-11-02")
+    assert probabilities(through(whole).transform(more)) == probabilities(whole.transform(more))
+    assert _snapshots(settings) == commits + 1 and len(table_rows(settings, "embeddings")) == 37
+
+
+def test_models_without_an_encoder_or_with_the_table_off_are_applied_whole(spark, tmp_path):
+    need(MODEL_DIR)
+    settings = make_settings(tmp_path)
+    docs = spark.createDataFrame([("r1", "2026-11-01", "t", "good", "positive"), ("r2", "2026-11-01", "", "bad", "negative"),
+                                  ("r3", "2026-11-01", "", "good good", "positive"),
+                                  ("r4", "2026-11-01", "", "bad bad", "negative")],
+                                 "review_id string, ingest_date string, title string, text string, label string")
+    tfidf = nlp.tfidf_logreg(spark, settings)
+    assert embedding_store.encoder_span(tfidf.getStages()) is None
+    minilm = nlp.minilm_logreg(spark, settings)
+    assert embedding_store.encoder_span(minilm.getStages()) == (1, 4)
+    off = make_settings(tmp_path, embeddings_store=False)
+    assert embedding_store.with_store(spark, off, minilm, "abc", "run") is minilm
+    assert embedding_store.with_store(spark, settings, minilm, None, "run") is minilm
+    fitted = train.fit(tfidf, train.with_class_weights(docs, "none"))
+    assert embedding_store.with_store(spark, settings, fitted, "abc", "run") is fitted
+
+
+def test_the_encoder_id_changes_with_what_changes_the_vectors(tmp_path):
+    need(MODEL_DIR)
+    base = embedding_store.encoder_id(make_settings(tmp_path))
+    assert base == embedding_store.encoder_id(make_settings(tmp_path, replay_days=3))
+    assert base != embedding_store.encoder_id(make_settings(tmp_path, max_sentence_length=128))
+    assert base != embedding_store.encoder_id(make_settings(tmp_path, embeddings_batch_size=8))
