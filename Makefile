@@ -195,6 +195,7 @@ bench: setup
 	$(PY) benchmarks/day_benchmark.py --rows 1000000
 	$(PY) benchmarks/lake_format_benchmark.py
 	$(PY) benchmarks/fresh_run_benchmark.py
+	$(PY) benchmarks/fresh_run_benchmark.py --baseline 2af5d81 --name fresh_run_before_after --labels before,after
 	$(PY) benchmarks/render.py
 
 ## clean-lake: delete the local lake, registry, warehouse and reports

@@ -1,7 +1,11 @@
-"""A fresh `make run` on the Iceberg lake against the same on the folder-of-Parquet lake it replaced
-(issue 13: at most 1.3x slower), measured in one run on the same machine.
+"""A fresh `make run` at a baseline commit against the same at this tree, measured in one run on
+the same machine: the Iceberg lake against the folder-of-Parquet lake it replaced (issue 13: at most
+1.3x slower; the defaults), or this tree against an earlier one of its own (issue 17: at most half
+the wall time, with every count and the champion's metrics unchanged).
 
     .venv/bin/python benchmarks/fresh_run_benchmark.py [--repeats 1] [--baseline 2a3af81]
+    .venv/bin/python benchmarks/fresh_run_benchmark.py --baseline 2af5d81 --name fresh_run_before_after \
+        --labels before,after
 
 Each side runs `python -m spark_jobs run` (what `make run` runs once `make setup` is done) in its own
 tree (the baseline commit as a detached worktree under benchmarks/.work/, as lake_format_benchmark.py
@@ -10,7 +14,8 @@ its own: the corpus replayed as days, ingest, training of the champion and the c
 both, dbt, the reports. Both use the same venv, jars, corpus and model; PYTHONPATH puts the tree's
 code first, for the report notebook's kernel too. The sides alternate, baseline first.
 
-Results: benchmarks/results/fresh_run.json, with each run's per-stage seconds from its stdout.
+Results: benchmarks/results/<name>.json, with each run's per-stage seconds, its table counts and the
+champion's test metrics from its stdout, and whether both sides have the same counts and metrics.
 """
 from __future__ import annotations
 
@@ -48,7 +53,8 @@ def fresh_run(tree: str, work: str) -> dict:
     seconds = time.monotonic() - start
     text = out.stdout + out.stderr
     return {"seconds": round(seconds, 1), "exit_code": out.returncode,
-            "stages": stage_seconds(text), "summary": summary_lines(text)}
+            "stages": stage_seconds(text), "counts": table_counts(text), "champion": champion_metrics(text),
+            "summary": summary_lines(text)}
 
 
 def stage_seconds(text: str) -> dict[str, float]:
@@ -60,6 +66,24 @@ def stage_seconds(text: str) -> dict[str, float]:
     return totals
 
 
+def table_counts(text: str) -> dict[str, int]:
+    """The lake's row counts from the run's closing summary (`curated 23,100 rows, quarantine 12, ...`)."""
+    found = re.search(r"curated ([\d,]+) rows, quarantine ([\d,]+), duplicates ([\d,]+), predictions ([\d,]+), "
+                      r"shadow predictions ([\d,]+)", text)
+    names = ("curated", "quarantine", "duplicates", "predictions", "predictions_shadow")
+    return {} if not found else {n: int(v.replace(",", "")) for n, v in zip(names, found.groups())}
+
+
+def champion_metrics(text: str) -> dict:
+    """The champion's test figures from the train stage's line (`... -> review_sentiment v1: test accuracy
+    0.812, macro-F1 0.655 on 4,700 rows; champion (there was none)`)."""
+    for name, version, acc, f1, rows in re.findall(
+            r"(\w+) -> \S+ v(\d+): test accuracy ([\d.]+), macro-F1 ([\d.]+) on ([\d,]+) rows; champion", text):
+        return {"pipeline": name, "version": int(version), "test_accuracy": float(acc), "test_macro_f1": float(f1),
+                "test_rows": int(rows.replace(",", ""))}
+    return {}
+
+
 def summary_lines(text: str) -> list[str]:
     """The run's closing lines: counts and where things were written (no review text is printed)."""
     lines = text.strip().splitlines()
@@ -69,25 +93,32 @@ def summary_lines(text: str) -> list[str]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=1)
-    p.add_argument("--baseline", default="2a3af81", help="the last commit of the Parquet-folder lake")
+    p.add_argument("--baseline", default="2a3af81", help="the commit to compare with (default: the last commit "
+                   "of the Parquet-folder lake)")
+    p.add_argument("--name", default="fresh_run", help="the results file's name")
+    p.add_argument("--labels", default="parquet_folders,iceberg", help="names of the baseline side and this tree's")
     common.add_results_dir(p)
     args = p.parse_args()
     run = common.Run(__file__, args, args.results_dir)
-    trees = {"parquet_folders": baseline_tree(args.baseline), "iceberg": common.ROOT}
+    before, after = args.labels.split(",")
+    trees = {before: baseline_tree(args.baseline), after: common.ROOT}
     runs: dict[str, list[dict]] = {name: [] for name in trees}
     for attempt in range(args.repeats):
         for name, tree in trees.items():
-            work = os.path.join(common.WORK, "fresh_run", name)
+            work = os.path.join(common.WORK, args.name, name)
             result = fresh_run(tree, work)
             print(name, attempt, result["seconds"], result["exit_code"], result["stages"], flush=True)
             runs[name].append(result)
             shutil.rmtree(work, ignore_errors=True)
     best = {name: min((r for r in rs if r["exit_code"] == 0), key=lambda r: r["seconds"], default=None)
             for name, rs in runs.items()}
-    run.write("fresh_run", {
-        "baseline_commit": args.baseline, "runs": runs, "best": best,
-        "comparisons": {"iceberg_seconds_over_parquet_folders": common.ratio(
-            (best["iceberg"] or {}).get("seconds"), (best["parquet_folders"] or {}).get("seconds"))},
+    every = [r for rs in runs.values() for r in rs]
+    run.write(args.name, {
+        "baseline_commit": args.baseline, "sides": [before, after], "runs": runs, "best": best,
+        "same_counts": all(r["counts"] and r["counts"] == every[0]["counts"] for r in every),
+        "same_champion_metrics": all(r["champion"] and r["champion"] == every[0]["champion"] for r in every),
+        "comparisons": {f"{after}_seconds_over_{before}": common.ratio(
+            (best[after] or {}).get("seconds"), (best[before] or {}).get("seconds"))},
     })
 
 

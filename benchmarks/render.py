@@ -225,23 +225,28 @@ def day(docs: dict) -> list[str]:
 LAKES = {"parquet_folders": "Parquet folders", "iceberg": "Iceberg"}
 
 
-def lake_sides(name: str, steps_key: str, docs: dict) -> list[str]:
-    """A before/after run of the two lake formats (lake_format, fresh_run): each side's best run, every
-    run, the best run's seconds per step, and the script's ratio."""
+def two_sides(name: str, steps_key: str, docs: dict) -> list[str]:
+    """A run of a baseline commit against this tree (lake_format, fresh_run): each side's best run,
+    every run, the best run's seconds per step, the script's ratio, and whether the sides' counts
+    (and the champion's metrics, where recorded) are the same."""
     doc = docs[name]
-    steps = list(dict.fromkeys(k for side in LAKES for k in ((doc["best"].get(side) or {}).get(steps_key) or {})))
+    before, after = doc.get("sides") or list(LAKES)
+    steps = list(dict.fromkeys(k for side in (before, after) for k in ((doc["best"].get(side) or {}).get(steps_key) or {})))
 
     def row(side):
         best = doc["best"].get(side) or {}
-        return [f"{LAKES[side]} ({'baseline ' + doc['baseline_commit'] if side == 'parquet_folders' else 'the commit above'})",
+        return [f"{LAKES.get(side, side)} ({'baseline ' + doc['baseline_commit'] if side == before else 'the commit above'})",
                 f"**{num(best.get('seconds'))}**", ", ".join(num(r.get("seconds")) for r in doc["runs"][side]),
                 *[num((best.get(steps_key) or {}).get(k)) for k in steps]]
 
-    ratio = doc["comparisons"]["iceberg_seconds_over_parquet_folders"]
-    counts = "" if "same_counts" not in doc else f"; the same counts on both sides: {'yes' if doc['same_counts'] else '**no**'}"
+    ratio = doc["comparisons"][f"{after}_seconds_over_{before}"]
+    same = [f"the same {what} on both sides: {'yes' if doc[key] else '**no**'}"
+            for key, what in (("same_counts", "counts"), ("same_champion_metrics", "champion's test metrics"))
+            if key in doc]
     return [provenance(name, doc), "",
-            *table(["lake", "best (s)", "every run (s)", *[f"{k} (s)" for k in steps]], [row(side) for side in LAKES]),
-            "", f"Iceberg over Parquet folders, best against best: **{num(ratio, 3)}**{counts}."]
+            *table(["side", "best (s)", "every run (s)", *[f"{k} (s)" for k in steps]], [row(before), row(after)]),
+            "", f"{LAKES.get(after, after)} over {LAKES.get(before, before)}, best against best: **{num(ratio, 3)}**"
+            + "".join(f"; {s}" for s in same) + "."]
 
 
 def run_cells(name: str, doc: dict) -> list[str]:
@@ -280,8 +285,10 @@ def before_and(current: str):
 
 SECTIONS = {"inference": (("inference",), inference), "model_quality": (("model_quality",), model_quality),
             "scoring": (("scoring",), scoring), "ingest": (("ingest",), ingest), "day": (DAYS, day),
-            "lake_format": (("lake_format",), lambda docs: lake_sides("lake_format", "seconds_by_step", docs)),
-            "fresh_run": (("fresh_run",), lambda docs: lake_sides("fresh_run", "stages", docs)),
+            "lake_format": (("lake_format",), lambda docs: two_sides("lake_format", "seconds_by_step", docs)),
+            "fresh_run": (("fresh_run",), lambda docs: two_sides("fresh_run", "stages", docs)),
+            "fresh_run_before_after": (("fresh_run_before_after",),
+                                       lambda docs: two_sides("fresh_run_before_after", "stages", docs)),
             "ingest_before_after": (before_and("ingest"), ingest_before_after),
             "scoring_before_after": (before_and("scoring"), scoring_before_after)}
 
