@@ -88,6 +88,8 @@ class StoredEncoderModel:
         dates = sorted(r[0] for r in keyed.select("ingest_date").distinct().collect())
         self._store_missing(keyed, PipelineModel(stages=encode), dates)
         vectors = stored(self.spark, self.settings, self.encoder, dates)
+        if vectors is None:  # no documents, and no table yet: nothing to encode or read
+            return self.model.transform(docs)
         # left join: a key the table lacks would give a null vector and fail the head loudly, not drop a row
         featured = keyed.join(vectors, list(KEY), "left").withColumn("features", _vector(F.col("embedding")))
         return PipelineModel(stages=head).transform(featured.drop("embedding")) if head else featured.drop("embedding")

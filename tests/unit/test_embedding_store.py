@@ -33,6 +33,8 @@ def test_through_the_table_the_same_model_and_predictions_and_each_text_encoded_
         return embedding_store.with_store(spark, settings, model, encoder, "run-test")
 
     whole = train.fit(nlp.minilm_logreg(spark, settings), weighted)
+    assert through(whole).transform(docs.limit(0)).count() == 0  # no documents, no table yet: no error
+    assert tables.load_table(settings, "embeddings") is None
     stored = train.fit(nlp.minilm_logreg(spark, settings), weighted, through)
 
     kept = table_rows(settings, "embeddings")
