@@ -158,6 +158,16 @@ def test_the_cluster_can_read_raw_data_but_never_delete_or_rewrite_it(resources)
     assert evaluate(bucket, "s3:DeleteObject", raw, {"aws:SecureTransport": "true"}) == "Deny"   # and the bucket says so too
 
 
+def test_the_cluster_can_write_every_lake_table(resources):
+    """Each Iceberg table lives under the Glue database's location, lake/<table>/ (stack: LocationUri)."""
+    from spark_jobs import tables
+
+    doc = policies(resources)["EmrInstancePolicy"]
+    refused = [zone for zone in tables.ZONES for action in ("s3:PutObject", "s3:GetObject", "s3:DeleteObject")
+               if evaluate(doc, action, f"arn:aws:s3:::{BUCKET}/lake/{zone}/data/x.parquet", {}) != "Allow"]
+    assert not refused
+
+
 def test_the_key_policy_names_its_users_and_gives_no_one_everything(resources):
     statements = {s["Sid"]: s for s in resolve(resources["Key"]["Properties"]["KeyPolicy"])["Statement"]}
     users = statements["KeyUsers"]["Principal"]["AWS"]
