@@ -123,7 +123,9 @@ def one(variant: str, rows: int, cosine_rows: int) -> dict:
     name, changes, head = VARIANTS[variant]
     vs = s.replace(**changes)
     start = time.monotonic()
-    model = train.fit(build(name, spark, vs, head), train.with_class_weights(train_df, vs.class_weighting))
+    pipeline, weighted = build(name, spark, vs, head), train.with_class_weights(train_df, vs.class_weighting)
+    # ClassifierDL reads annotations, not a features column: train.fit's cached split does not apply
+    model = pipeline.fit(weighted) if head == "classifierdl" else train.fit(pipeline, weighted)
     fitted = time.monotonic() - start
     frame = scored(model, test, head, vs.max_sentence_length)
     scores = evaluation.metrics(frame)
