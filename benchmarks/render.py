@@ -60,10 +60,17 @@ def command(doc: dict) -> str:
     return " ".join([doc["script"], *args])
 
 
+def generation(m: dict) -> str:
+    """CPU family, model and vector instructions, where the results file records them."""
+    if m.get("cpu_family") is None:
+        return ""
+    return f" (family {m['cpu_family']}, model {m['cpu_model']}; {', '.join(m['vector_extensions']) or 'no AVX2'})"
+
+
 def provenance(name: str, doc: dict) -> str:
     m, git = doc["machine"], doc["git"]
     return (f"`results/{name}.json`: `{command(doc)}`, commit {git['commit'][:10]}{' (uncommitted changes)' if git['dirty'] else ''}, "
-            f"{doc['measured_at']}, {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; load average "
+            f"{doc['measured_at']}, {m['cpu']}{generation(m)}, {m['cores']} cores, {m['memory_gib']} GiB; load average "
             f"{doc['load_average']['start']} at the start, {doc['load_average']['end']} at the end; "
             f"the whole run {num(doc['run_seconds'], 0)} s.")
 

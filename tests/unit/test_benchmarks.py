@@ -15,6 +15,10 @@ def test_a_results_file_says_which_run_of_which_script_on_which_machine(tmp_path
     assert doc["script"] == "benchmarks/ingest_benchmark.py" and doc["args"] == {"rows": 10, "only": None}
     assert set(doc["machine"]) >= {"cpu", "cores", "memory_gib"} and len(doc["git"]["commit"]) == 40
     assert set(doc["load_average"]) == {"start", "end"} and doc["figure"] == 1.5
+    # the CPU's generation is written down and shown: machines sold under one name differ
+    cpu = doc["machine"]
+    assert cpu["cpu_family"] and cpu["cpu_model"] is not None and isinstance(cpu["vector_extensions"], list)
+    assert f"(family {cpu['cpu_family']}, model {cpu['cpu_model']};" in render.provenance("ingest", doc)
 
 
 def test_a_partial_run_never_lands_among_the_results():
