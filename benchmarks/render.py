@@ -300,30 +300,6 @@ SECTIONS = {"inference": (("inference",), inference), "model_quality": (("model_
             "scoring_before_after": (before_and("scoring"), scoring_before_after)}
 
 
-LEGACY = {  # what is known to be wrong with a results file of the previous harness (issue 15, point 6)
-    "inference": "it mixes runs of two script versions, and Spark got a warm-up and cached input while plain ONNX "
-                 "Runtime got neither (nor its stronger configurations: two processes, length-sorted batches)",
-    "ingest": "it records neither the script version nor its arguments, the ingest ran cold (no warm-up) and no "
-              "plain reader was measured next to it",
-}
-
-
-def legacy(name: str, doc: dict) -> list[str]:
-    """A results file of the previous harness: its figures as they are, said to be such."""
-    why = LEGACY.get(name, "it records neither the script version nor its arguments")
-    m = doc.get("machine") or {}
-    where = f", {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory_gib')} GiB" if m else ", machine unknown"
-    out = [f"`results/{name}.json` comes from the previous harness ({doc.get('measured_at', 'date unknown')}{where}): "
-           f"{why}, so its figures are not comparable with this harness's and no ratio is drawn from them. Shown "
-           "as the file has them until `make bench` replaces it.", ""]
-    if isinstance(doc.get("results"), dict):
-        return out + table(["configuration", "rows/s", "peak memory (GiB)"],
-                           [[f"`{n}`", per_s(r.get("rows_per_second")), num(r.get("peak_memory_gib"), 2)]
-                            for n, r in doc["results"].items()])
-    flat = [(k, v) for k, v in leaves(doc, skip=("machine",)) if not isinstance(v, bool)]
-    return out + table(["figure", "value"], [[f"`{k}`", num(v, 2)] for k, v in flat])
-
-
 def load(results_dir: str) -> dict:
     """Every results file, by name; those under before/ (runs of a script at an earlier commit, kept
     for a before-and-after comparison) as before/NAME."""
@@ -344,8 +320,8 @@ def block(section: str, docs: dict) -> list[str]:
     if not have:
         return [f"Not measured yet by this harness: `make bench` writes {', '.join(f'`results/{n}.json`' for n in names)}."]
     old = [n for n, d in have.items() if "harness" not in d]
-    if old:
-        return [line for n in old for line in (*legacy(n, have[n]), "")][:-1]
+    if old:  # the previous harness's files are all replaced; one that comes back is not rendered as if comparable
+        raise SystemExit(f"results/{old[0]}.json has no harness key (a previous harness's file): rerun its script")
     return render(have)
 
 
