@@ -191,8 +191,8 @@ bench: setup
 	$(PY) benchmarks/scoring_benchmark.py
 	$(PY) benchmarks/inference_benchmark.py
 	$(PY) benchmarks/model_quality_benchmark.py
-	$(PY) benchmarks/day_benchmark.py --rows 100000
-	$(PY) benchmarks/day_benchmark.py --rows 1000000
+	NLP_SHADOW_SHARE=0.1 $(PY) benchmarks/day_benchmark.py --rows 100000
+	NLP_SHADOW_SHARE=0.01 $(PY) benchmarks/day_benchmark.py --rows 1000000
 	$(PY) benchmarks/lake_format_benchmark.py
 	$(PY) benchmarks/fresh_run_benchmark.py
 	$(PY) benchmarks/fresh_run_benchmark.py --baseline 2af5d81 --name fresh_run_before_after --labels before,after
