@@ -113,7 +113,7 @@ promote: setup
 dbt: setup
 	$(JOB) dbt
 
-## maintain: compact the lake's tables, expire snapshots past NLP_SNAPSHOT_RETENTION_DAYS, delete orphan files
+## maintain: compact the lake's tables, expire snapshots past NLP_SNAPSHOT_RETENTION_DAYS, delete orphan files and the vectors of encoders no model reads
 maintain: setup
 	$(JOB) maintain
 

@@ -29,7 +29,7 @@ COMMANDS = {
     "promote": "promotion gate for --model-version (default: the challenger); --force skips the gate",
     "dbt": "build and test the warehouse",
     "report": "monitoring report for --date",
-    "maintain": "compact the lake's tables, expire old snapshots, delete orphan files (weekly)",
+    "maintain": "compact the lake's tables, expire old snapshots, delete orphan files and unused vectors (weekly)",
     "retrain": "after the report of --date raised a critical alert: train a candidate by the retraining policy "
                "(retrain_* settings), through the promotion gate",
 }

@@ -31,7 +31,7 @@ from pyspark.sql import functions as F
 from . import registry, tables
 from .nlp import ENCODER_STAGES, FEATURES_SQL, embeddings_model_folder
 from .runlog import progress
-from .settings import Settings
+from .settings import Settings, SettingsError
 from .spark import scoring_partitions
 
 ZONE = "embeddings"
@@ -130,6 +130,30 @@ def with_store(spark: SparkSession, settings: Settings, model, encoder: str | No
     the encoder is known (a version registered before the table has no encoder tag: applied whole)."""
     span = encoder_span(model.stages) if encoder and settings.embeddings_store else None
     return StoredEncoderModel(spark, settings, model, encoder, run_id, span) if span else model
+
+
+def prune(spark: SparkSession, settings: Settings, run_id: str) -> dict[str, int]:
+    """Deletes the vectors of every encoder no run reads any more (`make maintain`): kept are the
+    champion's and the challenger's (their registry tags) and the one the settings make now (what the
+    next training encodes with). -> encoder: rows deleted. Always safe: a model whose vectors are gone
+    encodes its texts again. Their files go when the snapshots before the delete expire."""
+    if not tables.exists(spark, settings, ZONE):
+        return {}
+    keep = registry.aliased_encoders(settings)
+    try:
+        keep.add(encoder_id(settings))
+    except (OSError, SettingsError):  # no model folder on this machine: no run here encodes with it either
+        pass
+    name = tables.table(spark, settings, ZONE)
+    # from the table's metadata (its partitions), not its files: encoder is a partition column
+    per_encoder = (spark.table(f"{name}.partitions").groupBy(F.col("partition.encoder").alias("encoder"))
+                   .agg(F.sum("record_count").alias("rows")).collect())
+    stale = {r["encoder"]: int(r["rows"]) for r in per_encoder if r["encoder"] not in keep}
+    if stale:
+        nothing = spark.createDataFrame([], spark.table(name).schema)
+        tables.write_partitions(spark, settings, ZONE, nothing, F.col("encoder").isin(sorted(stale)), run_id,
+                                tables.current_snapshot(spark, settings, ZONE))
+    return stale
 
 
 def load_version(spark: SparkSession, settings: Settings, ref: registry.ModelRef, run_id: str):

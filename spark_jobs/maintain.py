@@ -7,14 +7,16 @@
 3. remove_orphan_files: files no snapshot references (left by a killed job's uncommitted write) once
    older than `orphan_file_days`, so a write still running is never touched.
 
-Each is Iceberg's own Spark procedure; nothing here reads or changes a row.
+Each is Iceberg's own Spark procedure and changes no row. One step does, on the embeddings table
+only, before the others: the vectors of encoders no run reads any more are deleted
+(embedding_store.prune; a model whose vectors are gone encodes its texts again).
 """
 from __future__ import annotations
 
 import datetime as dt
 import time
 
-from . import tables
+from . import embedding_store, tables
 from .runlog import RunRecord, progress, stage_run
 from .settings import Settings
 
@@ -52,6 +54,8 @@ def run(spark, settings: Settings) -> RunRecord:
             if not tables.exists(spark, settings, zone):
                 continue
             clock, figures = time.monotonic(), {}
+            if zone == embedding_store.ZONE:
+                figures["pruned"] = sum(embedding_store.prune(spark, settings, rec.run_id).values())
             for step, sql in procedures(settings, catalog, zone, now):
                 figures[step] = _count(step, spark.sql(sql).collect())
             done[zone] = figures
@@ -71,5 +75,6 @@ def _count(step: str, rows: list) -> int:
 
 
 def _words(figures: dict[str, int]) -> str:
-    return (f"{figures['compacted']} files compacted, {figures['expired']} expired files deleted, "
+    pruned = f"{figures['pruned']:,} vectors of unused encoders deleted, " if "pruned" in figures else ""
+    return (f"{pruned}{figures['compacted']} files compacted, {figures['expired']} expired files deleted, "
             f"{figures['orphans']} orphan files")

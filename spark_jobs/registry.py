@@ -158,6 +158,20 @@ def encoder_of(settings: Settings, ref: ModelRef) -> str | None:
         return client(settings).get_model_version(ref.name, ref.version).tags.get(ENCODER_TAG)
 
 
+def aliased_encoders(settings: Settings) -> set[str]:
+    """The encoder ids of the versions that hold an alias (champion, challenger): what runs read."""
+    try:
+        with store(settings):
+            c = client(settings)
+            aliased = c.get_registered_model(settings.model_name).aliases  # alias -> version
+            return {tag for tag in (c.get_model_version(settings.model_name, str(v)).tags.get(ENCODER_TAG)
+                                    for v in set(aliased.values())) if tag}
+    except Exception as exc:
+        if missing(exc):  # no model registered yet
+            return set()
+        raise
+
+
 def version(settings: Settings, number: str) -> ModelRef | None:
     try:
         with store(settings):

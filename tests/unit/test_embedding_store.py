@@ -82,3 +82,38 @@ def test_the_encoder_id_changes_with_what_changes_the_vectors(tmp_path):
     assert base == embedding_store.encoder_id(make_settings(tmp_path, replay_days=3))
     assert base != embedding_store.encoder_id(make_settings(tmp_path, max_sentence_length=128))
     assert base != embedding_store.encoder_id(make_settings(tmp_path, embeddings_batch_size=8))
+
+
+def test_maintain_deletes_the_vectors_of_encoders_no_run_reads(spark, tmp_path):
+    from collections import Counter
+
+    from spark_jobs import maintain, registry
+
+    need(MODEL_DIR)
+    settings = make_settings(tmp_path)
+    current = embedding_store.encoder_id(settings)  # what the next training encodes with
+
+    def vectors(encoder: str, n: int):
+        return spark.createDataFrame([(encoder, "2026-11-01", f"key{i}", [0.5] * 384) for i in range(n)],
+                                     "encoder string, ingest_date string, text_key string, embedding array<float>")
+
+    held = {current: 3, "c0ffee0000000001": 2, "c0ffee0000000002": 4}
+    for encoder, n in {**held, "c0ffee0000000003": 5, "c0ffee0000000004": 1}.items():
+        tables.append(spark, settings, "embeddings", vectors(encoder, n), "run-test")
+    client = registry.client(settings)
+    client.create_registered_model(settings.model_name)
+    # versions 1 and 2 hold the aliases; version 3 was retired (its encoder ...03 is read by no run),
+    # and no version was ever registered with ...04 (a run under other settings encoded with it)
+    for number, (encoder, alias) in enumerate((("c0ffee0000000001", registry.CHAMPION),
+                                               ("c0ffee0000000002", registry.CHALLENGER),
+                                               ("c0ffee0000000003", None)), 1):
+        client.create_model_version(settings.model_name, str(tmp_path), tags={registry.ENCODER_TAG: encoder})
+        if alias:
+            client.set_registered_model_alias(settings.model_name, alias, str(number))
+    assert registry.aliased_encoders(settings) == {"c0ffee0000000001", "c0ffee0000000002"}
+
+    rec = maintain.run(spark, settings)
+    assert rec.outputs["tables"]["embeddings"]["pruned"] == 6
+    assert "6 vectors of unused encoders deleted" in rec.message
+    assert dict(Counter(table_rows(settings, "embeddings")["encoder"])) == held
+    assert maintain.run(spark, settings).outputs["tables"]["embeddings"]["pruned"] == 0
