@@ -1,7 +1,8 @@
 """Inference job: the registry's champion scores each curated partition it has not scored yet, and
 the challenger, when one is set, scores the same rows in shadow: all of them, or the deterministic
-sample by review id of `shadow_share`, or none when `shadow_skip_margin` says its gate found it too
-much worse than the champion.
+sample by review id of `shadow_share` (smaller on a day above `shadow_max_rows`, so that its cost
+stays about that many texts however large the day), or none when `shadow_skip_margin` says its gate
+found it too much worse than the champion.
 
     predictions          (table, partitioned by ingest_date, model_version) the champion's: what analysts see
     predictions_shadow   (the same layout) the challenger's, never mixed in
@@ -66,12 +67,24 @@ def run(spark: SparkSession, settings: Settings, date: str, rescore: bool = Fals
     return records
 
 
+SAMPLE_BUCKETS = 10_000  # a share is taken in steps of 1/10,000 of the documents
+
+
 def shadow_sample(curated: DataFrame, share: float) -> DataFrame:
     """Pure: the deterministic share of documents by review id (the same ones every run, for every
     challenger, so that samples of two days or two challengers overlap where the documents do)."""
     if share >= 1:
         return curated
-    return curated.where(F.pmod(F.xxhash64("review_id"), F.lit(10_000)) < F.lit(int(round(share * 10_000))))
+    buckets = max(1, round(share * SAMPLE_BUCKETS)) if share > 0 else 0
+    return curated.where(F.pmod(F.xxhash64("review_id"), F.lit(SAMPLE_BUCKETS)) < F.lit(buckets))
+
+
+def shadow_share_of_day(share: float, max_rows: int, day_rows: int) -> float:
+    """Pure: the share of a day the shadow scores: `share`, lowered on a day of more than `max_rows`
+    rows (0: no cap) so that about `max_rows` are scored."""
+    if max_rows and day_rows * share > max_rows:
+        return max_rows / day_rows
+    return share
 
 
 def shadow_skip_reason(settings: Settings, challenger: registry.ModelRef) -> str | None:
@@ -113,9 +126,15 @@ def _score(spark, settings: Settings, date: str, ref: registry.ModelRef, zone: s
             raise StageStopped(f"{stage} {date}: model {ref.uri} cannot be loaded: {exc}".splitlines()[0],
                                exit_code=ExitCode.NO_CHAMPION, status=RunStatus.FAILED) from exc
         curated = tables.read(spark, settings, "curated", [date], batches={date: batch})
-        if stage == "shadow" and settings.shadow_share < 1:
-            curated = shadow_sample(curated, settings.shadow_share)
-            rec.outputs["shadow_share"] = settings.shadow_share
+        if stage == "shadow":
+            share = settings.shadow_share
+            if settings.shadow_max_rows and share > 0:
+                share = shadow_share_of_day(share, settings.shadow_max_rows, curated.count())
+            if share < 1:
+                curated = shadow_sample(curated, share)
+                rec.outputs["shadow_share"] = round(share, 6)
+            if share < settings.shadow_share:
+                rec.outputs["shadow_max_rows"] = settings.shadow_max_rows
         curated = curated.repartition(scoring_partitions(spark, settings), "review_id")
         rec.rows_in = curated.count()
         progress(stage, date, f"scoring {rec.rows_in:,} rows with {ref.name} v{ref.version}")

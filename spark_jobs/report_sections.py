@@ -264,7 +264,8 @@ def quality(performance: pd.DataFrame, confusion: pd.DataFrame, pairs: pd.DataFr
                  f"of {compared:,} texts")
         if n_scored and compared < n_scored:
             metrics["challenger_sample_share"] = num(compared / n_scored)
-            said += f" (the {compared / n_scored:.0%} of the day it scored in shadow: setting shadow_share)"
+            said += (f" (the {compared / n_scored:.0%} of the day it scored in shadow: settings shadow_share, "
+                     "shadow_max_rows)")
     else:
         said += "; no challenger in shadow"
     return Section("quality", metrics, _alerts("quality", metrics, rules), said + ".",

@@ -110,6 +110,8 @@ class Settings:
     shadow_share: float = _doc("share of each day's rows the shadow challenger scores: a deterministic sample by "
                                "review id (the same documents for every challenger), 1 = all, 0 = none; its "
                                "agreement and quality figures are measured on that sample", default=1.0)
+    shadow_max_rows: int = _doc("most rows of a day the shadow challenger scores: above it, the sample by review "
+                                "id shrinks to about this many (0 = no cap)", default=20_000)
     shadow_skip_margin: float = _doc("the challenger scores nothing when the promotion gate measured its macro-F1 "
                                      "this far below the champion's (negative: never skip)", default=-1.0)
     model_version: str = _doc("model version for `make promote` (empty = the challenger)", default="")
@@ -269,6 +271,8 @@ class Settings:
         _check_date("replay_start", self.replay_start)
         if not 0 <= self.shadow_share <= 1:
             raise SettingsError(f"setting shadow_share={self.shadow_share}: expected a share between 0 and 1")
+        if self.shadow_max_rows < 0:
+            raise SettingsError(f"setting shadow_max_rows={self.shadow_max_rows}: expected 0 (no cap) or more rows")
         if not 0 <= self.max_lost_share <= 1:
             raise SettingsError("setting max_lost_share must be between 0 and 1")
         if not 0 <= self.critical_max_failing_share <= 1:

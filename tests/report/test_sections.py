@@ -223,7 +223,7 @@ def test_a_sampled_shadow_says_what_share_of_the_day_it_scored():
                           "n_compared": [250], "champion_accuracy": [0.8], "challenger_accuracy": [0.7]})
     sampled = S.quality(performance(0.6), CONFUSION, pairs, WINDOW, 3, 0.6, RULES, n_scored=1000)
     assert sampled.metrics["challenger_sample_share"] == 0.25
-    assert "agrees on 90% of 250 texts (the 25% of the day it scored in shadow: setting shadow_share)" in sampled.verdict
+    assert "agrees on 90% of 250 texts (the 25% of the day it scored in shadow: settings shadow_share, shadow_max_rows)" in sampled.verdict
     whole = S.quality(performance(0.6), CONFUSION, pairs, WINDOW, 3, 0.6, RULES, n_scored=250)
     assert "challenger_sample_share" not in whole.metrics and "shadow_share" not in whole.verdict
 

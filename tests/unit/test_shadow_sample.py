@@ -26,3 +26,23 @@ def test_the_sample_is_the_share_by_review_id_the_same_every_time_and_nested(spa
 def test_a_share_outside_0_to_1_is_refused(tmp_path, share):
     with pytest.raises(SettingsError, match="shadow_share"):
         make_settings(tmp_path, shadow_share=share)
+
+
+def test_above_the_cap_the_share_shrinks_to_about_that_many_rows_and_stays_nested(spark):
+    from spark_jobs.infer import shadow_share_of_day
+
+    assert shadow_share_of_day(1.0, 20_000, 1_000_000) == 0.02
+    assert shadow_share_of_day(0.5, 20_000, 100_000) == 0.2
+    assert shadow_share_of_day(0.5, 20_000, 30_000) == 0.5  # 15,000 rows: under the cap
+    assert shadow_share_of_day(1.0, 0, 10_000_000) == 1.0  # no cap
+    day = spark.createDataFrame([(f"r-{i}",) for i in range(6000)], "review_id string")
+    capped = ids(shadow_sample(day, shadow_share_of_day(1.0, 600, 6000)))
+    assert 480 < len(capped) < 720 and capped < ids(shadow_sample(day, 0.25))
+    # a share below the sample's step (1/10,000) still scores that step's rows, never none
+    big = spark.createDataFrame([(f"r-{i}",) for i in range(30_000)], "review_id string")
+    assert 0 < len(ids(shadow_sample(big, shadow_share_of_day(1.0, 1, 10**9)))) < 12
+
+
+def test_a_negative_cap_is_refused(tmp_path):
+    with pytest.raises(SettingsError, match="shadow_max_rows"):
+        make_settings(tmp_path, shadow_max_rows=-1)
