@@ -19,6 +19,7 @@ import numpy as np
 
 from .vocabulary import SEVERITIES
 _TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?")
+_BLANK_NON_TOKEN = bytes(b if chr(b) in "abcdefghijklmnopqrstuvwxyz'" else 32 for b in range(256))  # bytes.translate
 _EPS = 1e-4  # stands in for an empty bin, so a bin the baseline never saw counts as a large shift
 
 
@@ -66,10 +67,39 @@ def js_distance(p: Mapping[str, float], q: Mapping[str, float]) -> float:
     return math.sqrt(max(0.0, (kl(a) + kl(b)) / 2))
 
 
-def token_counts(texts: Iterable[str | None]) -> Counter:
-    counts: Counter = Counter()
+def token_counts(texts: Iterable[str | None], chunk: int = 20_000) -> Counter:
+    """Every text's `tokens`, counted without a regex call per text (on a million-review day those
+    calls were the report's slowest part). A token never leaves a run of [a-z'] in the lower-cased
+    text, and the runs are independent: so a chunk of texts is joined by newlines, lower-cased, every
+    other byte blanked (UTF-8 bytes of other characters are >= 0x80), split into runs and counted by
+    Arrow; only the distinct runs holding an apostrophe go through `tokens`' pattern. The same counts
+    as `tokens` text by text (tests/report/test_monitoring.py)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    runs: Counter = Counter()
+
+    def count(batch: list[str]) -> None:
+        blanked = "\n".join(batch).lower().encode("utf-8").translate(_BLANK_NON_TOKEN)
+        found = pc.value_counts(pc.list_flatten(pc.split_pattern(pa.array([blanked], pa.binary()), pattern=b" ")))
+        runs.update(dict(zip(found.field("values").to_pylist(), found.field("counts").to_pylist())))
+
+    batch: list[str] = []
     for t in texts:
-        counts.update(tokens(t))
+        if t:
+            batch.append(t)
+        if len(batch) == chunk:
+            count(batch)
+            batch = []
+    if batch:
+        count(batch)
+    counts: Counter = Counter()
+    for run, n in runs.items():
+        if run and b"'" not in run:
+            counts[run.decode("ascii")] += n
+        elif run:
+            for token in _TOKEN.findall(run.decode("ascii")):
+                counts[token] += n
     return counts
 
 

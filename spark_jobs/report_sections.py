@@ -151,10 +151,12 @@ def segment_drift(predictions: pd.DataFrame, window: Window, min_rows: int) -> l
     for segment, column in zip(SEGMENTS, ("department", "product_id")):
         day_keys = day[column].fillna("(none)") if segment == "department" else day[column]
         base_keys = base[column].fillna("(none)") if segment == "department" else base[column]
+        # the baseline grouped once (not filtered per segment: a week of a million-row day has ~1,000 products)
+        base_rows = base.assign(_k=base_keys).dropna(subset=["_k"]).groupby(["source", "_k"]).indices
         for (source, value), group in day.assign(_k=day_keys).dropna(subset=["_k"]).groupby(["source", "_k"]):
-            before = base[(base.source == source) & (base_keys == value)]
-            if len(group) < min_rows or len(before) < min_rows:
+            if len(group) < min_rows or len(base_rows.get((source, value), ())) < min_rows:
                 continue
+            before = base.iloc[base_rows[(source, value)]]
             found.append({"segment": segment, "source": source, "value": value, "n_documents": int(len(group)),
                           "n_baseline_documents": int(len(before)),
                           "label_js": round(M.js_distance(before.label.value_counts().to_dict(),

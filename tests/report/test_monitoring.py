@@ -11,7 +11,7 @@ from scipy.spatial.distance import jensenshannon
 from spark_jobs import monitoring as M
 from spark_jobs import report
 from spark_jobs.settings import PROJECT_ROOT, load
-from tests.conftest import MODEL_DIR, need
+from tests.conftest import CORPUS, MODEL_DIR, TWEETS, need
 
 
 def test_psi_by_hand():
@@ -58,6 +58,31 @@ def test_token_statistics():
     assert M.unseen_tokens(day, train, 2) == [("united", 1), ("my", 1)]
     assert M.token_js_distance(train, train) == 0
     assert M.token_js_distance(train, day) > M.token_js_distance(train, M.token_counts(["the dress fits"]))
+
+
+def test_token_counts_in_joined_chunks_are_the_counts_text_by_text():
+    """No token spans two texts of a chunk (joined by newlines), wherever the chunks are cut."""
+    texts = ["Don't", "it's SOFT", None, "", "rock'n'roll", "'quoted'", "end'", "'start", "Straße ΣΟΦΙΑ café",
+             "a\nb", "x" * 50, "tail's"] * 5
+    by_text = Counter()
+    for t in texts:
+        by_text.update(M.tokens(t))
+    assert by_text["end"] == 5 and by_text["start"] == 5 and "end'" not in by_text
+    for chunk in (1, 2, 7, 1_000):
+        assert M.token_counts(texts, chunk=chunk) == by_text
+    assert M.token_counts(iter(texts)) == by_text and M.token_counts([]) == Counter()
+
+
+def test_token_counts_are_the_counts_text_by_text_on_the_real_corpora():
+    import pandas as pd
+
+    for path, column in ((CORPUS, "Review Text"), (TWEETS, "text")):  # reviews; tweets with @handles, emoji, URLs
+        need(path)
+        texts = pd.read_csv(path, usecols=[column])[column].tolist()
+        by_text = Counter()
+        for t in texts:
+            by_text.update(M.tokens(t if isinstance(t, str) else None))
+        assert M.token_counts(t if isinstance(t, str) else None for t in texts) == by_text
 
 
 def test_token_js_folds_rare_words_into_one_bucket():
