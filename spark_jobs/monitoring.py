@@ -68,12 +68,12 @@ def js_distance(p: Mapping[str, float], q: Mapping[str, float]) -> float:
 
 
 def token_counts(texts: Iterable[str | None], chunk: int = 20_000) -> Counter:
-    """Every text's `tokens`, counted without a regex call per text (on a million-review day those
-    calls were the report's slowest part). A token never leaves a run of [a-z'] in the lower-cased
-    text, and the runs are independent: so a chunk of texts is joined by newlines, lower-cased, every
-    other byte blanked (UTF-8 bytes of other characters are >= 0x80), split into runs and counted by
-    Arrow; only the distinct runs holding an apostrophe go through `tokens`' pattern. The same counts
-    as `tokens` text by text (tests/report/test_monitoring.py)."""
+    """Every text's `tokens`, counted without a regex call per text (a day may hold a million texts).
+    A token never leaves a run of [a-z'] in the lower-cased text, and the runs are independent: so a
+    chunk of texts is joined by newlines, lower-cased, every other byte blanked (UTF-8 bytes of other
+    characters are >= 0x80), split into runs and counted by Arrow; only the distinct runs holding an
+    apostrophe go through `tokens`' pattern. The same counts as `tokens` text by text
+    (tests/report/test_monitoring.py)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
