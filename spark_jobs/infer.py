@@ -126,17 +126,19 @@ def _score(spark, settings: Settings, date: str, ref: registry.ModelRef, zone: s
             raise StageStopped(f"{stage} {date}: model {ref.uri} cannot be loaded: {exc}".splitlines()[0],
                                exit_code=ExitCode.NO_CHAMPION, status=RunStatus.FAILED) from exc
         curated = tables.read(spark, settings, "curated", [date], batches={date: batch})
+        rows = None  # the rows to score, when already counted
         if stage == "shadow":
             share = settings.shadow_share
             if settings.shadow_max_rows and share > 0:
-                share = shadow_share_of_day(share, settings.shadow_max_rows, curated.count())
+                rows = curated.count()
+                share = shadow_share_of_day(share, settings.shadow_max_rows, rows)
             if share < 1:
-                curated = shadow_sample(curated, share)
+                curated, rows = shadow_sample(curated, share), None
                 rec.outputs["shadow_share"] = round(share, 6)
             if share < settings.shadow_share:
                 rec.outputs["shadow_max_rows"] = settings.shadow_max_rows
         curated = curated.repartition(scoring_partitions(spark, settings), "review_id")
-        rec.rows_in = curated.count()
+        rec.rows_in = curated.count() if rows is None else rows
         progress(stage, date, f"scoring {rec.rows_in:,} rows with {ref.name} v{ref.version}")
         seen = seen_in_training(registry.training_scope(settings, ref), date)
         rows = score(model, curated, ref, rec.run_id, settings.max_sentence_length, seen)

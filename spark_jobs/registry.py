@@ -160,16 +160,8 @@ def encoder_of(settings: Settings, ref: ModelRef) -> str | None:
 
 def aliased_encoders(settings: Settings) -> set[str]:
     """The encoder ids of the versions that hold an alias (champion, challenger): what runs read."""
-    try:
-        with store(settings):
-            c = client(settings)
-            aliased = c.get_registered_model(settings.model_name).aliases  # alias -> version
-            return {tag for tag in (c.get_model_version(settings.model_name, str(v)).tags.get(ENCODER_TAG)
-                                    for v in set(aliased.values())) if tag}
-    except Exception as exc:
-        if missing(exc):  # no model registered yet
-            return set()
-        raise
+    refs = [model_by_alias(settings, alias) for alias in (CHAMPION, CHALLENGER)]
+    return {encoder for encoder in (encoder_of(settings, ref) for ref in refs if ref) if encoder}
 
 
 def version(settings: Settings, number: str) -> ModelRef | None:
