@@ -115,8 +115,12 @@ def typed(frame: pd.DataFrame, types: dict[str, str]) -> pd.DataFrame:
     for column, kind in types.items():
         values = out[column]
         if kind == "str":
-            out[column] = values.astype(object).where(values.notna(), None).map(
-                lambda v: v if v is None else str(v))
+            values = values.astype(object).where(values.notna(), None)
+            # str() one value at a time only where the driver returned something else: a day's texts,
+            # a million of them, usually come as strings already
+            if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
+                values = values.map(lambda v: v if v is None else str(v))
+            out[column] = values
         elif kind == "float":
             out[column] = pd.to_numeric(values, errors="coerce").astype(float)
         elif kind == "int":

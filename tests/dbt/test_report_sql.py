@@ -47,6 +47,24 @@ def test_parameters_are_only_dates_names_and_numbers():
         report_inputs.statement("scored_dates", "main; drop")
 
 
+def test_typed_gives_strings_whatever_the_driver_returned():
+    """Drivers answer a varchar as str, a date column as date, a count as Decimal: all come out as str or
+    None; a column of strings (the common case, a day's texts) is passed through as it came."""
+    import datetime
+    import decimal
+
+    texts = pd.DataFrame({"d": ["2026-11-01", None, "2026-11-02"]})
+    out = report_inputs.typed(texts, {"d": "str"})
+    assert out.d.tolist() == ["2026-11-01", None, "2026-11-02"] and out.d.dtype == object
+    mixed = pd.DataFrame({"d": [datetime.date(2026, 11, 1), None, "x"], "n": [decimal.Decimal("3"), 4, None],
+                          "v": [1.5, float("nan"), None]})
+    out = report_inputs.typed(mixed, {"d": "str", "n": "str", "v": "str"})
+    assert out.d.tolist() == ["2026-11-01", None, "x"]
+    assert out.n.tolist() == ["3", "4", None]
+    assert out.v.tolist() == ["1.5", None, None]
+    assert report_inputs.typed(pd.DataFrame({"d": [None, None]}), {"d": "str"}).d.tolist() == [None, None]
+
+
 @pytest.fixture
 def built(duckdb_build):
     assert duckdb_build.result.success, duckdb_build.result.failures()
