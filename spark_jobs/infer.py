@@ -126,19 +126,19 @@ def _score(spark, settings: Settings, date: str, ref: registry.ModelRef, zone: s
             raise StageStopped(f"{stage} {date}: model {ref.uri} cannot be loaded: {exc}".splitlines()[0],
                                exit_code=ExitCode.NO_CHAMPION, status=RunStatus.FAILED) from exc
         curated = tables.read(spark, settings, "curated", [date], batches={date: batch})
-        rows = None  # the rows to score, when already counted
+        counted = None  # the day's rows, when the cap already counted them and no sample was drawn
         if stage == "shadow":
             share = settings.shadow_share
             if settings.shadow_max_rows and share > 0:
-                rows = curated.count()
-                share = shadow_share_of_day(share, settings.shadow_max_rows, rows)
+                counted = curated.count()
+                share = shadow_share_of_day(share, settings.shadow_max_rows, counted)
             if share < 1:
-                curated, rows = shadow_sample(curated, share), None
+                curated, counted = shadow_sample(curated, share), None
                 rec.outputs["shadow_share"] = round(share, 6)
             if share < settings.shadow_share:
                 rec.outputs["shadow_max_rows"] = settings.shadow_max_rows
         curated = curated.repartition(scoring_partitions(spark, settings), "review_id")
-        rec.rows_in = curated.count() if rows is None else rows
+        rec.rows_in = curated.count() if counted is None else counted
         progress(stage, date, f"scoring {rec.rows_in:,} rows with {ref.name} v{ref.version}")
         seen = seen_in_training(registry.training_scope(settings, ref), date)
         rows = score(model, curated, ref, rec.run_id, settings.max_sentence_length, seen)
