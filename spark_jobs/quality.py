@@ -92,14 +92,6 @@ class GateResult:
         return [o for o in self.outcomes if not o.success and o.severity != "critical"]
 
 
-def load_suite(path: str | Path):
-    import great_expectations as gx
-
-    with open(path, encoding="utf-8") as f:
-        spec = json.load(f)
-    return gx.ExpectationSuite(**spec)
-
-
 # The only columns whose failing values may be quoted in messages, run records and the validation
 # record: they hold the source's column names and the parser's notes, never a review's text. Every
 # other column's values are personal data and stay in the lake's tables (quarantine).
@@ -124,6 +116,17 @@ def scrubbed(result_json: dict) -> dict:
 NOT_RECORDS = ("unreadable",)  # reasons of rows that are no records: the suite never sees them
 
 
+# GX's result formats for the gate: the counts only, then, for the failing expectations whose values
+# may be quoted, up to this many of their failing values. Asking GX for examples of every expectation
+# costs one scan of the batch per expectation (a search for failing rows that finds none on a clean day).
+COUNTS_ONLY = {"result_format": "BASIC", "partial_unexpected_count": 0}
+EXAMPLES = {"result_format": "BASIC", "partial_unexpected_count": 20}
+
+
+def _key(type_: str, kwargs: dict) -> tuple[str, str | None]:
+    return type_, kwargs.get("column")
+
+
 def validate(df: DataFrame, suite_path: str | Path, max_failing_share: float) -> GateResult:
     """Runs the suite on df's records (rows that are none, `unreadable`, are left out). A critical
     expectation blocks when it is table-level and fails, or when more than max_failing_share of the
@@ -136,12 +139,25 @@ def validate(df: DataFrame, suite_path: str | Path, max_failing_share: float) ->
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)  # our own progress lines suffice
     spec = json.loads(Path(suite_path).read_text(encoding="utf-8"))
-    suite = context.suites.add(load_suite(suite_path))
-    batch_definition = (context.data_sources.add_spark(name="lake")
+    # persist=False: the caller's batch is cached already; GX would cache a second copy of its records
+    batch_definition = (context.data_sources.add_spark(name="lake", persist=False)
                         .add_dataframe_asset(name="batch").add_batch_definition_whole_dataframe("whole"))
-    definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name="gate", data=batch_definition, suite=suite))
-    result = definition.run(batch_parameters={"dataframe": df}, result_format="SUMMARY")
+
+    def run(suite_spec: dict, result_format: dict):
+        suite = context.suites.add(gx.ExpectationSuite(**suite_spec))
+        definition = context.validation_definitions.add(
+            gx.ValidationDefinition(name=suite.name, data=batch_definition, suite=suite))
+        return suite, definition.run(batch_parameters={"dataframe": df}, result_format=result_format)
+
+    suite, result = run(spec, COUNTS_ONLY)
+    quotable = {_key(r.expectation_config.type, r.expectation_config.kwargs) for r in result.results
+                if not r.success and r.expectation_config.kwargs.get("column") in QUOTABLE_COLUMNS}
+    examples = {}
+    if quotable:  # a second look, at those expectations only, for values the messages may quote
+        _, again = run({**spec, "name": f"{spec['name']}-examples", "expectations": [
+            e for e in spec["expectations"] if _key(e["type"], e["kwargs"]) in quotable]}, EXAMPLES)
+        examples = {_key(r.expectation_config.type, r.expectation_config.kwargs):
+                    (r.result or {}).get("partial_unexpected_list") or [] for r in again.results}
 
     gate = GateResult(suite=suite.name, result_json=scrubbed(result.to_json_dict()),
                       notes={f"{e['type']}({e['kwargs'].get('column', '')})": e.get("meta", {}).get("notes", "")
@@ -152,7 +168,6 @@ def validate(df: DataFrame, suite_path: str | Path, max_failing_share: float) ->
         unexpected = res.get("unexpected_count")
         elements = res.get("element_count")
         column = cfg.kwargs.get("column")
-        quotable = column in QUOTABLE_COLUMNS
         outcome = ExpectationOutcome(
             expectation=cfg.type,
             column=column,
@@ -160,8 +175,8 @@ def validate(df: DataFrame, suite_path: str | Path, max_failing_share: float) ->
             success=bool(r.success),
             unexpected_count=unexpected,
             element_count=elements,
-            examples=list(dict.fromkeys(str(v) for v in res.get("partial_unexpected_list") or []
-                                        if v is not None))[:3] if quotable else [],
+            examples=list(dict.fromkeys(str(v) for v in examples.get(_key(cfg.type, cfg.kwargs), [])
+                                        if v is not None))[:3],
         )
         if outcome.severity == "critical" and not outcome.success:
             if r.exception_info and r.exception_info.get("raised_exception"):
