@@ -13,8 +13,10 @@ and checks that landed = curated + quarantined + duplicates + lost.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import threading
 import time
 
 from pyspark.sql import DataFrame, SparkSession, Window
@@ -73,19 +75,29 @@ def split(batch: DataFrame, earlier: DataFrame | None = None) -> tuple[DataFrame
     Rows failing a row check go to quarantine with their reasons. Of the rows that pass, a row is a
     duplicate when its review_id or its text was curated on an earlier date (`earlier`: review_id,
     text_hash, ingest_date), or appeared before it in this batch (by file and line); the first one
-    is kept. Every duplicate names the review it duplicates.
+    is kept. Every duplicate names the review it duplicates. The duplicates are found on the rows'
+    keys alone (the texts are not shuffled), and curated is what passed less them, by file and line.
     """
     checked = quality.with_reasons(batch).withColumn("detail", F.coalesce(
         "unreadable", "parse_error", F.concat(F.lit("source columns missing: "), "missing_columns")))
     quarantine = checked.where(F.size("reasons") > 0).select(*QUARANTINE)
     passed = checked.where(F.size("reasons") == 0)
-    order = ["source_file", "source_line"]
+    duplicates = duplicates_of(passed.select("review_id", "text_hash", *ROW_KEY), earlier)
+    curated = passed.join(duplicates.select(*ROW_KEY), list(ROW_KEY), "left_anti").select(*CURATED)
+    return curated, quarantine, duplicates
 
+
+ROW_KEY = ("source_file", "source_line")  # where a record starts: one record per key in a batch
+
+
+def duplicates_of(keys: DataFrame, earlier: DataFrame | None = None) -> DataFrame:
+    """The duplicates among the rows whose keys (review_id, text_hash, source_file, source_line) are
+    given, as `split` defines them, in the columns of DUPLICATES."""
     def dup(df, reason, of, seen=F.lit(None).cast("string")):
         return df.select("review_id", of.alias("duplicate_of"), F.lit(reason).alias("duplicate_reason"),
-                         seen.alias("first_seen_on"), "source_file", "source_line")
+                         seen.alias("first_seen_on"), *ROW_KEY)
 
-    ranked = passed.withColumn("_id_rank", F.row_number().over(Window.partitionBy("review_id").orderBy(*order)))
+    ranked = keys.withColumn("_id_rank", F.row_number().over(Window.partitionBy("review_id").orderBy(*ROW_KEY)))
     dups = [dup(ranked.where("_id_rank > 1"), "same review_id in batch", F.col("review_id"))]
     rest = ranked.where("_id_rank = 1").drop("_id_rank")
 
@@ -100,15 +112,14 @@ def split(batch: DataFrame, earlier: DataFrame | None = None) -> tuple[DataFrame
         dups.append(dup(rest.where("_seen_id is not null"), "text seen earlier", F.col("_seen_id"), F.col("_seen_on")))
         rest = rest.where("_seen_id is null").drop("_seen_id", "_seen_on")
 
-    by_text = Window.partitionBy("text_hash").orderBy(*order)
+    by_text = Window.partitionBy("text_hash").orderBy(*ROW_KEY)
     rest = rest.withColumn("_t_rank", F.row_number().over(by_text)).withColumn("_t_first", F.first("review_id").over(by_text))
     dups.append(dup(rest.where("_t_rank > 1"), "same text in batch", F.col("_t_first")))
-    curated = rest.where("_t_rank = 1").select(*CURATED)
 
     duplicates = dups[0]
     for d in dups[1:]:
         duplicates = duplicates.unionByName(d)
-    return curated, quarantine, duplicates
+    return duplicates
 
 
 def labels(curated: DataFrame) -> DataFrame:
@@ -198,6 +209,8 @@ def parsed_per_file(batch: DataFrame) -> dict[str, tuple[int, int]]:
 
 
 def _ingest(spark: SparkSession, settings: Settings, lake: Lake, date: str, rec: RunRecord) -> None:
+    # The gate's library takes seconds to import: that happens while the driver only waits for Spark.
+    threading.Thread(target=importlib.import_module, args=("great_expectations",), daemon=True).start()
     timings = rec.outputs.setdefault("seconds", {})
     clock = time.monotonic()
     found_at = {zone: tables.current_snapshot(spark, settings, zone) for zone in tables.BATCHED}
@@ -221,6 +234,9 @@ def _ingest(spark: SparkSession, settings: Settings, lake: Lake, date: str, rec:
         timings["validate"], clock = round(time.monotonic() - clock, 2), time.monotonic()
 
     curated, quarantine, duplicates = split(batch, earlier_batches(spark, settings, date))
+    # Kept once found: curated is the batch less them, and is planned with their true (usually tiny)
+    # size once they are written, so that it takes them as a broadcast rather than a shuffle of the texts.
+    duplicates = duplicates.cache()
     stamp = [F.lit(rec.run_id).alias("batch_id"), F.lit(date).alias("ingest_date")]
 
     def written(zone: str) -> DataFrame:  # this run's rows as committed (cheaper to scan than to recompute)
@@ -229,15 +245,17 @@ def _ingest(spark: SparkSession, settings: Settings, lake: Lake, date: str, rec:
 
     # One commit per table, each replacing the date's rows and validated against the table as this run
     # found it (found_at, taken before any reading): the batch becomes visible with its run record.
-    # Labels are derived from the curated rows as written, so curated goes first.
-    outputs = {"curated": lambda: curated.select("*", *stamp), "quarantine": lambda: quarantine.select("*", *stamp),
-               "duplicates": lambda: duplicates.select("*", *stamp),
+    # Duplicates go first (curated is planned on them, above); labels are derived from the curated
+    # rows as written, so they come after curated.
+    outputs = {"duplicates": lambda: duplicates.select("*", *stamp),
+               "curated": lambda: curated.select("*", *stamp), "quarantine": lambda: quarantine.select("*", *stamp),
                "labels": lambda: labels(written("curated")).select("*", *stamp)}
     rec.outputs["snapshots"] = {
         zone: tables.write_partitions(spark, settings, zone, frame(), F.col("ingest_date") == date, rec.run_id,
                                       found_at[zone])
         for zone, frame in outputs.items()}
     batch.unpersist()
+    duplicates.unpersist()
 
     rec.rows_out, rec.rows_rejected, rec.rows_duplicate = (
         written(zone).count() for zone in ("curated", "quarantine", "duplicates"))
