@@ -10,8 +10,10 @@ Jensen-Shannon *distance* in base 2 (0 = same distribution, 1 = disjoint).
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Iterable, Mapping, Sequence
 
@@ -19,7 +21,12 @@ import numpy as np
 
 from .vocabulary import SEVERITIES
 _TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?")
-_BLANK_NON_TOKEN = bytes(b if chr(b) in "abcdefghijklmnopqrstuvwxyz'" else 32 for b in range(256))  # bytes.translate
+# bytes.translate table: A-Z lower-cased, a-z and ' kept, every other byte blanked
+_FOLD_TO_TOKEN_BYTES = bytes(b + 32 if 65 <= b <= 90 else b if chr(b) in "abcdefghijklmnopqrstuvwxyz'" else 32
+                             for b in range(256))
+# The only characters outside ASCII whose lower case holds one of [a-z'] (U+0130 -> "i" and a dot, the
+# Kelvin sign -> "k"): a text holding one is lower-cased by str.lower first.
+_LOWER_TO_ASCII = ("\u0130", "\u212a")
 _EPS = 1e-4  # stands in for an empty bin, so a bin the baseline never saw counts as a large shift
 
 
@@ -70,29 +77,37 @@ def js_distance(p: Mapping[str, float], q: Mapping[str, float]) -> float:
 def token_counts(texts: Iterable[str | None], chunk: int = 20_000) -> Counter:
     """Every text's `tokens`, counted without a regex call per text (a day may hold a million texts).
     A token never leaves a run of [a-z'] in the lower-cased text, and the runs are independent: so a
-    chunk of texts is joined by newlines, lower-cased, every other byte blanked (UTF-8 bytes of other
-    characters are >= 0x80), split into runs and counted by Arrow; only the distinct runs holding an
-    apostrophe go through `tokens`' pattern. The same counts as `tokens` text by text
-    (tests/report/test_monitoring.py)."""
+    chunk of texts is joined by newlines and encoded, its bytes lower-cased and every other byte
+    blanked in one table lookup (UTF-8 bytes of characters outside ASCII are >= 0x80; str.lower only
+    for a chunk holding one of _LOWER_TO_ASCII), split into runs and counted by Arrow, chunks on every
+    core (Arrow lets go of the interpreter lock); only the distinct runs holding an apostrophe go
+    through `tokens`' pattern. The same counts as `tokens` text by text (tests/report/test_monitoring.py)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    def count(batch: list[str]):
+        text = "\n".join(batch)
+        if any(c in text for c in _LOWER_TO_ASCII):
+            text = text.lower()
+        blanked = text.encode("utf-8").translate(_FOLD_TO_TOKEN_BYTES)
+        return pc.value_counts(pc.list_flatten(pc.split_pattern(pa.array([blanked], pa.binary()), pattern=b" ")))
+
+    def batches():
+        batch: list[str] = []
+        for t in texts:
+            if t:
+                batch.append(t)
+            if len(batch) == chunk:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
     runs: Counter = Counter()
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for found in pool.map(count, batches()):
+            runs.update(dict(zip(found.field("values").to_pylist(), found.field("counts").to_pylist())))
 
-    def count(batch: list[str]) -> None:
-        blanked = "\n".join(batch).lower().encode("utf-8").translate(_BLANK_NON_TOKEN)
-        found = pc.value_counts(pc.list_flatten(pc.split_pattern(pa.array([blanked], pa.binary()), pattern=b" ")))
-        runs.update(dict(zip(found.field("values").to_pylist(), found.field("counts").to_pylist())))
-
-    batch: list[str] = []
-    for t in texts:
-        if t:
-            batch.append(t)
-        if len(batch) == chunk:
-            count(batch)
-            batch = []
-    if batch:
-        count(batch)
     counts: Counter = Counter()
     for run, n in runs.items():
         if run and b"'" not in run:

@@ -138,8 +138,13 @@ def outputs(predictions: pd.DataFrame, window: Window, flags: Mapping[str, int],
 
 # --- 3. drift --------------------------------------------------------------------------------------------
 def sample(docs: pd.DataFrame, size: int) -> list[str]:
-    """A fixed-size sample, the same on every run: the texts first by their hash."""
-    return docs.sort_values("text_hash").text.head(size).tolist()
+    """A fixed-size sample, the same on every run: the texts first by their hash (sorted by Arrow: a
+    day may hold a million)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    order = pc.sort_indices(pa.array(docs.text_hash.to_numpy(), pa.string()))  # nulls last, as pandas
+    return docs.text.iloc[order[:size].to_numpy()].tolist()
 
 
 def segment_drift(predictions: pd.DataFrame, window: Window, min_rows: int) -> list[dict]:
