@@ -77,3 +77,21 @@ def test_warnings_never_block(spark, threshold):
     gate = quality.validate(df, SUITE, max_failing_share=threshold)
     assert not gate.blocked
     assert any(w.column == "title" for w in gate.warnings)
+
+
+def test_the_gate_quotes_only_quotable_values_and_caches_no_copy_of_the_batch(spark):
+    """Counts come from one pass; the values a message quotes from a second look at the failing
+    expectations of quotable columns; GX does not cache the records a second time."""
+    from pyspark.sql import functions as F
+
+    df = make_batch(spark, [{"review_id": "1", "text": "a private review", "rating_raw": "9"},
+                            {"review_id": "2", "text": "b", "parse_error": "malformed_row: 3 fields, header has 2"},
+                            {"review_id": "3", "text": "c", "parse_error": "malformed_row: 3 fields, header has 2"}])
+    gate = quality.validate(df, SUITE, max_failing_share=1.0)
+    failed = {o.column: o for o in gate.outcomes if not o.success}
+    assert failed["parse_error"].describe() == ("expect_column_values_to_be_null(parse_error): 2/3 rows "
+                                                "(66.7%, e.g. 'malformed_row: 3 fields, header has 2')")
+    assert failed["rating"].unexpected_count == 1 and failed["rating"].examples == []
+    assert "a private review" not in json.dumps(gate.result_json)
+    records = df.where(F.col("unreadable").isNull())
+    assert spark._jsparkSession.sharedState().cacheManager().lookupCachedData(records._jdf).isEmpty()
