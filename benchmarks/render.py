@@ -256,10 +256,16 @@ def two_sides(name: str, steps_key: str, docs: dict) -> list[str]:
             + "".join(f"; {s}" for s in same) + "."]
 
 
+RUN_HEADERS = ["results file", "commit", "machine", "load average"]
+
+
 def run_cells(name: str, doc: dict) -> list[str]:
-    """Which run a row of a before-and-after table is: its results file, commit and load average."""
-    return [f"`results/{name}.json`", f"{doc['git']['commit'][:7]}{' (dirty)' if doc['git']['dirty'] else ''}",
-            f"{doc['load_average']['start']}–{doc['load_average']['end']}"]
+    """Which run a row of a before-and-after table is: its results file, commit, machine (rows of two
+    machines compare the machines as much as the commits) and load average."""
+    m = doc["machine"]
+    machine = m["cpu"] + (f" ({m['cpu_family']}/{m['cpu_model']})" if m.get("cpu_family") is not None else "")
+    return [f"`results/{name}.json`", f"`{doc['git']['commit'][:7]}`{' (dirty)' if doc['git']['dirty'] else ''}",
+            machine, f"{doc['load_average']['start']}–{doc['load_average']['end']}"]
 
 
 def ingest_before_after(docs: dict) -> list[str]:
@@ -269,8 +275,7 @@ def ingest_before_after(docs: dict) -> list[str]:
     for name, doc in docs.items():
         ing = doc["ingest"]
         rows.append([*run_cells(name, doc), num(ing["seconds"]), *[num(ing["seconds_by_step"].get(k), 2) for k in steps]])
-    return table(["results file", "commit", "load average", "seconds", *[f"{k.replace('_', ' ')} (s)"
-                                                                                       for k in steps]], rows, "lllrrrrr")
+    return table([*RUN_HEADERS, "seconds", *[f"{k.replace('_', ' ')} (s)" for k in steps]], rows, "llllrrrrr")
 
 
 def scoring_before_after(docs: dict) -> list[str]:
@@ -281,13 +286,29 @@ def scoring_before_after(docs: dict) -> list[str]:
         strongest = doc["sklearn"].get(cmp.get("sklearn_strongest") or "", {})
         rows.append([*run_cells(name, doc), num(sp["seconds"], 2), per_s(sp["rows_per_second_per_core"]),
                      per_s(strongest.get("rows_per_second")), f"**{num(cmp.get('spark_per_core_over_sklearn_one_core'), 3)}**"])
-    return table(["results file", "commit", "load average", "Spark seconds", "Spark rows/s per core",
-                  "strongest scikit-learn rows/s (one core)", "ratio"], rows, "lllrrrr")
+    return table([*RUN_HEADERS, "Spark seconds", "Spark rows/s per core",
+                  "strongest scikit-learn rows/s (one core)", "ratio"], rows, "llllrrrr")
+
+
+def day_before_after(docs: dict) -> list[str]:
+    """The 1M-row day's runs at earlier commits (results/before/) next to the current results: the
+    seconds of each stage, so that what a change did to one stage shows beside the others' noise."""
+    stages = list(dict.fromkeys(s for doc in docs.values() for s in doc["day"]["stages"]))
+    rows = []
+    for name, doc in docs.items():
+        d = doc["day"]
+        rows.append([*run_cells(name, doc), num(d["seconds"]),
+                     *[num(d["stages"][s]["seconds"]) if s in d["stages"] else "—" for s in stages],
+                     num(d["other"]["seconds"]), f"**{pct(d['non_inference_share'])}**"])
+    return table([*RUN_HEADERS, "wall (s)", *[f"{s} (s)" for s in stages], "other (s)",
+                  "outside inference"], rows, "llll" + "r" * (len(stages) + 3))
 
 
 def before_and(current: str):
-    """The names of a section: the results files under results/before/ of this benchmark, then the current one."""
-    return lambda docs: tuple(sorted(n for n in docs if n.startswith(f"before/{current}-"))) + (current,)
+    """The names of a section: the results files under results/before/ of this benchmark, oldest run
+    first, then the current one."""
+    return lambda docs: tuple(sorted((n for n in docs if n.startswith(f"before/{current}-")),
+                                     key=lambda n: docs[n]["measured_at"])) + (current,)
 
 
 SECTIONS = {"inference": (("inference",), inference), "model_quality": (("model_quality",), model_quality),
@@ -297,7 +318,8 @@ SECTIONS = {"inference": (("inference",), inference), "model_quality": (("model_
             "fresh_run_before_after": (("fresh_run_before_after",),
                                        lambda docs: two_sides("fresh_run_before_after", "stages", docs)),
             "ingest_before_after": (before_and("ingest"), ingest_before_after),
-            "scoring_before_after": (before_and("scoring"), scoring_before_after)}
+            "scoring_before_after": (before_and("scoring"), scoring_before_after),
+            "day_1m_before_after": (before_and("day_1m"), day_before_after)}
 
 
 def load(results_dir: str) -> dict:
