@@ -35,6 +35,7 @@ CURATED = ["review_id", "text", "title", "rating", "product_id", "department", "
 QUARANTINE = ["review_id", "text", "title", "rating_raw", "product_id", "department", "class", "source",
               "source_file", "source_line", "raw_record", "reasons", "detail"]
 DUPLICATES = ["review_id", "duplicate_of", "duplicate_reason", "first_seen_on", "source_file", "source_line"]
+ROW_KEY = ("source_file", "source_line")  # where a record starts: one record per key in a batch
 
 CLEANED_SCHEMA = documents.PARSED_SCHEMA + ", text_truncated boolean, text_hash string"
 
@@ -85,9 +86,6 @@ def split(batch: DataFrame, earlier: DataFrame | None = None) -> tuple[DataFrame
     duplicates = duplicates_of(passed.select("review_id", "text_hash", *ROW_KEY), earlier)
     curated = passed.join(duplicates.select(*ROW_KEY), list(ROW_KEY), "left_anti").select(*CURATED)
     return curated, quarantine, duplicates
-
-
-ROW_KEY = ("source_file", "source_line")  # where a record starts: one record per key in a batch
 
 
 def duplicates_of(keys: DataFrame, earlier: DataFrame | None = None) -> DataFrame:
