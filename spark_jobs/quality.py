@@ -147,19 +147,19 @@ def validate(df: DataFrame, suite_path: str | Path, max_failing_share: float) ->
         suite = context.suites.add(gx.ExpectationSuite(**suite_spec))
         definition = context.validation_definitions.add(
             gx.ValidationDefinition(name=suite.name, data=batch_definition, suite=suite))
-        return suite, definition.run(batch_parameters={"dataframe": df}, result_format=result_format)
+        return definition.run(batch_parameters={"dataframe": df}, result_format=result_format)
 
-    suite, result = run(spec, COUNTS_ONLY)
+    result = run(spec, COUNTS_ONLY)
     quotable = {_key(r.expectation_config.type, r.expectation_config.kwargs) for r in result.results
                 if not r.success and r.expectation_config.kwargs.get("column") in QUOTABLE_COLUMNS}
     examples = {}
     if quotable:  # a second look, at those expectations only, for values the messages may quote
-        _, again = run({**spec, "name": f"{spec['name']}-examples", "expectations": [
+        again = run({**spec, "name": f"{spec['name']}-examples", "expectations": [
             e for e in spec["expectations"] if _key(e["type"], e["kwargs"]) in quotable]}, EXAMPLES)
         examples = {_key(r.expectation_config.type, r.expectation_config.kwargs):
                     (r.result or {}).get("partial_unexpected_list") or [] for r in again.results}
 
-    gate = GateResult(suite=suite.name, result_json=scrubbed(result.to_json_dict()),
+    gate = GateResult(suite=spec["name"], result_json=scrubbed(result.to_json_dict()),
                       notes={f"{e['type']}({e['kwargs'].get('column', '')})": e.get("meta", {}).get("notes", "")
                              for e in spec["expectations"]})
     for r in result.results:
