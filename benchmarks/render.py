@@ -291,7 +291,7 @@ def scoring_before_after(docs: dict) -> list[str]:
 
 
 def day_before_after(docs: dict) -> list[str]:
-    """The 1M-row day's runs at earlier commits (results/before/) next to the current results: the
+    """A day's runs at earlier commits (results/before/) next to the current results: the
     seconds of each stage, so that what a change did to one stage shows beside the others' noise."""
     stages = list(dict.fromkeys(s for doc in docs.values() for s in doc["day"]["stages"]))
     rows = []
@@ -319,7 +319,8 @@ SECTIONS = {"inference": (("inference",), inference), "model_quality": (("model_
                                        lambda docs: two_sides("fresh_run_before_after", "stages", docs)),
             "ingest_before_after": (before_and("ingest"), ingest_before_after),
             "scoring_before_after": (before_and("scoring"), scoring_before_after),
-            "day_1m_before_after": (before_and("day_1m"), day_before_after)}
+            "day_1m_before_after": (before_and("day_1m"), day_before_after),
+            "day_100k_before_after": (before_and("day_100k"), day_before_after)}
 
 
 def load(results_dir: str) -> dict:
