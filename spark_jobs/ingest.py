@@ -19,7 +19,7 @@ import os
 import threading
 import time
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from . import census, data_docs, documents, quality, storage, tables
@@ -90,34 +90,48 @@ def split(batch: DataFrame, earlier: DataFrame | None = None) -> tuple[DataFrame
 
 def duplicates_of(keys: DataFrame, earlier: DataFrame | None = None) -> DataFrame:
     """The duplicates among the rows whose keys (review_id, text_hash, source_file, source_line) are
-    given, as `split` defines them, in the columns of DUPLICATES."""
-    def dup(df, reason, of, seen=F.lit(None).cast("string")):
-        return df.select("review_id", of.alias("duplicate_of"), F.lit(reason).alias("duplicate_reason"),
-                         seen.alias("first_seen_on"), *ROW_KEY)
+    given, as `split` defines them, in the columns of DUPLICATES.
 
-    ranked = keys.withColumn("_id_rank", F.row_number().over(Window.partitionBy("review_id").orderBy(*ROW_KEY)))
-    dups = [dup(ranked.where("_id_rank > 1"), "same review_id in batch", F.col("review_id"))]
-    rest = ranked.where("_id_rank = 1").drop("_id_rank")
-
+    One pass: each row is ranked among the rows of its review_id, looked up in the earlier batches,
+    then ranked among the rows of its text that are still candidates, and gets the first reason that
+    applies, in the order of the reasons below. (A frame per reason, in a union, would shuffle and
+    sort the batch's keys once per reason.)"""
+    by_id = Window.partitionBy("review_id").orderBy(*ROW_KEY)
+    rows = keys.withColumn("_id_rank", F.row_number().over(by_id))
+    seen_id_on = seen_text_of = seen_text_on = F.lit(None).cast("string")
     if earlier is not None:
-        seen_ids = earlier.groupBy("review_id").agg(F.min("ingest_date").alias("_seen_on"))
-        rest = rest.join(seen_ids, "review_id", "left")
-        dups.append(dup(rest.where("_seen_on is not null"), "review_id seen earlier", F.col("review_id"), F.col("_seen_on")))
-        rest = rest.where("_seen_on is null").drop("_seen_on")
-        seen_texts = (earlier.withColumn("_r", F.row_number().over(Window.partitionBy("text_hash").orderBy("ingest_date", "review_id")))
-                      .where("_r = 1").select("text_hash", F.col("review_id").alias("_seen_id"), F.col("ingest_date").alias("_seen_on")))
-        rest = rest.join(seen_texts, "text_hash", "left")
-        dups.append(dup(rest.where("_seen_id is not null"), "text seen earlier", F.col("_seen_id"), F.col("_seen_on")))
-        rest = rest.where("_seen_id is null").drop("_seen_id", "_seen_on")
+        seen_ids = earlier.groupBy("review_id").agg(F.min("ingest_date").alias("_seen_id_on"))
+        first_of_text = Window.partitionBy("text_hash").orderBy("ingest_date", "review_id")
+        seen_texts = (earlier.withColumn("_r", F.row_number().over(first_of_text)).where("_r = 1")
+                      .select("text_hash", F.col("review_id").alias("_seen_text_of"),
+                              F.col("ingest_date").alias("_seen_text_on")))
+        rows = rows.join(seen_ids, "review_id", "left").join(seen_texts, "text_hash", "left")
+        seen_id_on, seen_text_of, seen_text_on = F.col("_seen_id_on"), F.col("_seen_text_of"), F.col("_seen_text_on")
+    # Only rows that are no duplicate for another reason compete for being the first of their text.
+    candidate = (F.col("_id_rank") == 1) & seen_id_on.isNull() & seen_text_of.isNull()
+    by_text = Window.partitionBy("text_hash", "_candidate").orderBy(*ROW_KEY)
+    rows = (rows.withColumn("_candidate", candidate)
+            .withColumn("_text_rank", F.row_number().over(by_text))
+            .withColumn("_text_first", F.first("review_id").over(by_text)))
+    no_date = F.lit(None).cast("string")
+    reasons = [  # (when, reason, duplicate_of, first_seen_on): a row gets the first that applies
+        (F.col("_id_rank") > 1, F.lit("same review_id in batch"), F.col("review_id"), no_date),
+        (seen_id_on.isNotNull(), F.lit("review_id seen earlier"), F.col("review_id"), seen_id_on),
+        (seen_text_of.isNotNull(), F.lit("text seen earlier"), seen_text_of, seen_text_on),
+        (F.col("_candidate") & (F.col("_text_rank") > 1), F.lit("same text in batch"), F.col("_text_first"), no_date),
+    ]
 
-    by_text = Window.partitionBy("text_hash").orderBy(*ROW_KEY)
-    rest = rest.withColumn("_t_rank", F.row_number().over(by_text)).withColumn("_t_first", F.first("review_id").over(by_text))
-    dups.append(dup(rest.where("_t_rank > 1"), "same text in batch", F.col("_t_first")))
+    def first_that_applies(pick: int) -> Column:
+        (when, *values), *others = reasons
+        out = F.when(when, values[pick - 1])
+        for when, *values in others:
+            out = out.when(when, values[pick - 1])
+        return out
 
-    duplicates = dups[0]
-    for d in dups[1:]:
-        duplicates = duplicates.unionByName(d)
-    return duplicates
+    return (rows.select("review_id", first_that_applies(2).alias("duplicate_of"),
+                        first_that_applies(1).alias("duplicate_reason"),
+                        first_that_applies(3).alias("first_seen_on"), *ROW_KEY)
+            .where(F.col("duplicate_reason").isNotNull()))
 
 
 def labels(curated: DataFrame) -> DataFrame:

@@ -51,6 +51,32 @@ def test_duplicates_of_earlier_batches_name_the_first_sighting(spark):
         ("1", "1", "review_id seen earlier", "2026-11-01"), ("2", "9", "text seen earlier", "2026-11-02")}
 
 
+
+def test_each_duplicate_gets_the_first_reason_that_applies_and_the_first_row_it_repeats(spark):
+    """A row that is a duplicate for one reason takes no part in the next: the first of a text is the
+    first row of it that is no duplicate already."""
+    earlier = spark.createDataFrame([("E1", "old", "2026-11-01"), ("E2", "old", "2026-11-02"), ("5", "x", "2026-11-01")],
+                                    "review_id string, text_hash string, ingest_date string")
+    keys = spark.createDataFrame([
+        ("1", "a", "f", 1),
+        ("1", "b", "f", 2),     # the id again
+        ("2", "b", "f", 3),     # first of text b (line 2 is a duplicate already)
+        ("3", "b", "f", 4),     # text b again
+        ("4", "old", "f", 5),   # a text seen earlier: its first sighting
+        ("5", "c", "f", 6),     # an id seen earlier
+        ("6", "c", "f", 7),     # first of text c (line 6 is a duplicate already)
+        ("7", "a", "g", 1),     # text a again, in a later file
+    ], "review_id string, text_hash string, source_file string, source_line long")
+    got = {tuple(r) for r in ingest.duplicates_of(keys, earlier).collect()}
+    assert got == {
+        ("1", "1", "same review_id in batch", None, "f", 2),
+        ("3", "2", "same text in batch", None, "f", 4),
+        ("4", "E1", "text seen earlier", "2026-11-01", "f", 5),
+        ("5", "5", "review_id seen earlier", "2026-11-01", "f", 6),
+        ("7", "1", "same text in batch", None, "g", 1),
+    }
+    assert ingest.duplicates_of(keys.where("source_line < 5 and source_file = 'f'")).count() == 2
+
 def ingest_hash(text):
     from spark_jobs.documents import clean_text, text_fingerprint
 
