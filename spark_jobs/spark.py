@@ -22,6 +22,9 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.driver.maxResultSize": "0",
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.parquet.compression.codec": "zstd",
+        # Cached frames live for one stage and are mostly unique texts, which the cache's dictionary and
+        # run-length encodings do not shrink: trying them cost more time than the memory they saved.
+        "spark.sql.inMemoryColumnarStorage.compressed": "false",
         # The lake's tables are Apache Iceberg (tables.py): its SQL extensions, and this lake's catalog.
         "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
         **tables.spark_conf(settings),
