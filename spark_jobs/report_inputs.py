@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -194,11 +195,14 @@ class Warehouse:
         cursor = self.connection.cursor()
         try:
             cursor.execute(sql)
-            rows = cursor.fetchall()
-            columns = [d[0] for d in cursor.description]
+            if self.kind == "duckdb":  # columnar: a day's million texts without a Python tuple per row
+                frame = cursor.fetch_df()
+            else:
+                columns = [d[0] for d in cursor.description]
+                frame = pd.DataFrame.from_records(list(cursor.fetchall()), columns=columns)
         finally:
             cursor.close()
-        return typed(pd.DataFrame.from_records(list(rows), columns=columns), QUERIES[name][1])
+        return typed(frame, QUERIES[name][1])
 
     def close(self) -> None:
         self.connection.close()
@@ -322,9 +326,13 @@ def load(wh: Warehouse, run_date: str, baseline_days: int, mlflow_uri: str, mode
     """Everything the report's sections compute from, read once, in a fixed order."""
     window = window_of(wh.frame("scored_dates").d.tolist(), run_date, baseline_days)
     version = int(wh.frame("model_version", run_date=run_date).v[0])
-    lin = lineage(mlflow_uri, model_name, version)
     span = {"first_date": window.dates[0], "run_date": run_date}
-    docs = wh.frame("documents", first_date=window.dates[0], last_date=run_date)
+    # The registry's client takes seconds to import: it does while the warehouse answers.
+    with ThreadPoolExecutor(1) as pool:
+        asked = pool.submit(lineage, mlflow_uri, model_name, version)
+        docs = wh.frame("documents", first_date=window.dates[0], last_date=run_date)
+        predictions = wh.frame("predictions", **span)
+        lin = asked.result()
     training = lin.training_dates
     train_docs = (wh.frame("documents", first_date=training[0], last_date=training[-1]) if training
                   else pd.DataFrame(columns=["d", "text", "text_hash"]))
@@ -332,7 +340,7 @@ def load(wh: Warehouse, run_date: str, baseline_days: int, mlflow_uri: str, mode
     return ReportData(
         window=window, lineage=lin,
         quality=wh.frame("data_quality", **span),
-        predictions=wh.frame("predictions", **span),
+        predictions=predictions,
         documents=docs[docs.d.isin(window.dates)].reset_index(drop=True),
         training_documents=train_docs[train_docs.d.isin(training)].reset_index(drop=True),
         flags={m.removeprefix("flagged_"): int(v) for m, v in zip(flags.metric, flags.value) if v},
