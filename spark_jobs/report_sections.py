@@ -151,22 +151,29 @@ def segment_drift(predictions: pd.DataFrame, window: Window, min_rows: int) -> l
     """Drift of the label mix (JS distance) and of the confidence (PSI) per department and per product
     of each source, for segments with at least `min_rows` predictions on the day and in the baseline;
     most drifted first. Products without an id are no segment; a missing department is `(none)`."""
-    day, base = predictions[predictions.d == window.run_date], _in(predictions, window.baseline)
+    # Row positions grouped by (source, value), the two key columns only: a day has a million rows,
+    # and neither the frame nor a group is copied unless the segment is big enough to be measured.
+    dates = predictions.d.to_numpy()
+    day_at = np.flatnonzero(dates == window.run_date)
+    base_at = np.flatnonzero(np.isin(dates, list(window.baseline)))
+    labels, confidence = predictions.label.to_numpy(), predictions.confidence.to_numpy(dtype=float)
     found = []
     for segment, column in zip(SEGMENTS, ("department", "product_id")):
-        day_keys = day[column].fillna("(none)") if segment == "department" else day[column]
-        base_keys = base[column].fillna("(none)") if segment == "department" else base[column]
-        # the baseline grouped once, not filtered once per segment (a cost of its rows times the segments)
-        base_rows = base.assign(_k=base_keys).dropna(subset=["_k"]).groupby(["source", "_k"]).indices
-        for (source, value), group in day.assign(_k=day_keys).dropna(subset=["_k"]).groupby(["source", "_k"]):
-            if len(group) < min_rows or len(base_rows.get((source, value), ())) < min_rows:
+        keys = predictions[column].fillna("(none)") if segment == "department" else predictions[column]
+        pairs = pd.DataFrame({"source": predictions.source.to_numpy(), "value": keys.to_numpy()})
+        keyed = pairs.notna().all(axis=1).to_numpy()   # dropped before grouping: pandas' `indices` miscounts past NaN keys
+        day_keyed, base_keyed = day_at[keyed[day_at]], base_at[keyed[base_at]]
+        base_groups = pairs.iloc[base_keyed].groupby(["source", "value"]).indices
+        for (source, value), rows in pairs.iloc[day_keyed].groupby(["source", "value"]).indices.items():
+            before = base_keyed[base_groups.get((source, value), [])]
+            if len(rows) < min_rows or len(before) < min_rows:
                 continue
-            before = base.iloc[base_rows[(source, value)]]
-            found.append({"segment": segment, "source": source, "value": value, "n_documents": int(len(group)),
+            after = day_keyed[rows]
+            found.append({"segment": segment, "source": source, "value": value, "n_documents": int(len(after)),
                           "n_baseline_documents": int(len(before)),
-                          "label_js": round(M.js_distance(before.label.value_counts().to_dict(),
-                                                          group.label.value_counts().to_dict()), 6),
-                          "psi_confidence": round(M.psi(before.confidence, group.confidence), 6)})
+                          "label_js": round(M.js_distance(pd.Series(labels[before]).value_counts().to_dict(),
+                                                          pd.Series(labels[after]).value_counts().to_dict()), 6),
+                          "psi_confidence": round(M.psi(confidence[before], confidence[after]), 6)})
     return sorted(found, key=lambda s: (-s["label_js"], s["segment"], s["source"], s["value"]))
 
 
