@@ -225,7 +225,7 @@ def _ingest(spark: SparkSession, settings: Settings, lake: Lake, date: str, rec:
     threading.Thread(target=importlib.import_module, args=("great_expectations",), daemon=True).start()
     timings = rec.outputs.setdefault("seconds", {})
     clock = time.monotonic()
-    found_at = {zone: tables.current_snapshot(spark, settings, zone) for zone in tables.BATCHED}
+    found_at = {zone: tables.current_snapshot(settings, zone) for zone in tables.BATCHED}
     batch, counted = read_batch(spark, settings, date)
     batch = batch.cache()
     acc = census.reconcile(counted, parsed_per_file(batch))
@@ -246,9 +246,10 @@ def _ingest(spark: SparkSession, settings: Settings, lake: Lake, date: str, rec:
         timings["validate"], clock = round(time.monotonic() - clock, 2), time.monotonic()
 
     curated, quarantine, duplicates = split(batch, earlier_batches(spark, settings, date))
-    # Kept once found: curated is the batch less them, and is planned with their true (usually tiny)
-    # size once they are written, so that it takes them as a broadcast rather than a shuffle of the texts.
+    # Found and kept before anything is written: curated is the batch less them, planned with their
+    # true (usually tiny) size, so that it takes them as a broadcast rather than a shuffle of the texts.
     duplicates = duplicates.cache()
+    duplicates.count()
     stamp = [F.lit(rec.run_id).alias("batch_id"), F.lit(date).alias("ingest_date")]
 
     def written(zone: str) -> DataFrame:  # this run's rows as committed (cheaper to scan than to recompute)
@@ -257,10 +258,11 @@ def _ingest(spark: SparkSession, settings: Settings, lake: Lake, date: str, rec:
 
     # One commit per table, each replacing the date's rows and validated against the table as this run
     # found it (found_at, taken before any reading): the batch becomes visible with its run record.
-    # Duplicates go first (curated is planned on them, above); labels are derived from the curated
-    # rows as written, so they come after curated.
-    outputs = {"duplicates": lambda: duplicates.select("*", *stamp),
-               "curated": lambda: curated.select("*", *stamp), "quarantine": lambda: quarantine.select("*", *stamp),
+    # Curated goes first: from its commit on, the date's batch is this run's, which readers do not see
+    # until the run succeeds, so a run killed after it shows them nothing of the date, never the old
+    # batch with some of its tables already replaced. Labels are derived from the curated rows as written.
+    outputs = {"curated": lambda: curated.select("*", *stamp), "duplicates": lambda: duplicates.select("*", *stamp),
+               "quarantine": lambda: quarantine.select("*", *stamp),
                "labels": lambda: labels(written("curated")).select("*", *stamp)}
     rec.outputs["snapshots"] = {
         zone: tables.write_partitions(spark, settings, zone, frame(), F.col("ingest_date") == date, rec.run_id,
