@@ -152,7 +152,7 @@ def prune(spark: SparkSession, settings: Settings, run_id: str) -> dict[str, int
     if stale:
         nothing = spark.createDataFrame([], spark.table(name).schema)
         tables.write_partitions(spark, settings, ZONE, nothing, F.col("encoder").isin(sorted(stale)), run_id,
-                                tables.current_snapshot(spark, settings, ZONE))
+                                tables.current_snapshot(settings, ZONE))
     return stale
 
 

@@ -113,7 +113,7 @@ def _score(spark, settings: Settings, date: str, ref: registry.ModelRef, zone: s
             raise StageStopped(f"{stage} {date}: the date's batch is not committed (ingest did not finish or did "
                                f"not succeed); run `make ingest DATE={date}` first",
                                exit_code=ExitCode.BAD_SETTING, status=RunStatus.FAILED)
-        found_at = tables.current_snapshot(spark, settings, zone)
+        found_at = tables.current_snapshot(settings, zone)
         if not rescore and scored_already(spark, settings, zone, date, ref.version, batch):
             rec.status = RunStatus.SKIPPED
             rec.message = f"already scored by {ref.name} v{ref.version}"

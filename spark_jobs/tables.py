@@ -185,12 +185,12 @@ def exists(spark, settings: Settings, zone: str) -> bool:
     return bool(spark.catalog.tableExists(table(spark, settings, zone)))
 
 
-def current_snapshot(spark, settings: Settings, zone: str) -> int | None:
-    if not exists(spark, settings, zone):
-        return None
-    rows = spark.sql(f"SELECT snapshot_id FROM {table(spark, settings, zone)}.history "
-                     "WHERE is_current_ancestor ORDER BY made_current_at DESC LIMIT 1").collect()
-    return rows[0].snapshot_id if rows else None
+def current_snapshot(settings: Settings, zone: str) -> int | None:
+    """The table's current snapshot as the catalog holds it now (read without a Spark job); None while
+    the table does not exist or has no commit."""
+    t = load_table(settings, zone)
+    snapshot = t.current_snapshot() if t is not None else None
+    return snapshot.snapshot_id if snapshot is not None else None
 
 
 # --- writing -----------------------------------------------------------------------------------------------
@@ -206,11 +206,11 @@ def _write_once(spark, settings: Settings, zone: str, df, condition, run_id: str
     name = table(spark, settings, zone)
     try:
         if found_at is None and _created(spark, settings, zone, df, run_id):
-            return _snapshot_of(spark, name, run_id)
+            return _snapshot_of(settings, zone, run_id)
         if found_at is None:
             # The table was created while this run ran, by another run: if that run committed rows of
             # this partition, this one must not replace them unseen (nothing to validate from).
-            found_at = current_snapshot(spark, settings, zone)
+            found_at = current_snapshot(settings, zone)
             if found_at is not None and spark.read.option("snapshot-id", found_at).table(name).where(condition).limit(1).count():
                 raise ConcurrentCommit(f"{zone}: another run committed the same partition while this one ran "
                                        "(it created the table)")
@@ -226,7 +226,7 @@ def _write_once(spark, settings: Settings, zone: str, df, condition, run_id: str
             raise ConcurrentCommit(f"{zone}: another run committed the same partition while this one ran "
                                    f"({_java_message(exc)})") from None
         raise
-    return _snapshot_of(spark, name, run_id)
+    return _snapshot_of(settings, zone, run_id)
 
 
 def _created(spark, settings: Settings, zone: str, df, run_id: str) -> bool:
@@ -259,16 +259,10 @@ def append(spark, settings: Settings, zone: str, df, run_id: str) -> None:
     _retrying_busy(once)
 
 
-def _snapshot_of(spark, name: str, run_id: str) -> int:
-    rows = spark.sql(f"SELECT snapshot_id FROM {name}.snapshots WHERE summary['run-id'] = '{_safe(run_id)}' "
-                     "ORDER BY committed_at DESC LIMIT 1").collect()
-    return rows[0].snapshot_id
-
-
-def _safe(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9_.:-]+", value):
-        raise ValueError(f"unexpected run id {value!r}")
-    return value
+def _snapshot_of(settings: Settings, zone: str, run_id: str) -> int:
+    """The latest snapshot the run committed to the table (tagged with its run id)."""
+    mine = [s for s in load_table(settings, zone).snapshots() if s.summary and s.summary.get("run-id") == run_id]
+    return max(mine, key=lambda s: (s.timestamp_ms, s.sequence_number or 0)).snapshot_id
 
 
 def _java_message(exc: BaseException) -> str:

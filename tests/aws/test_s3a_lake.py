@@ -146,7 +146,7 @@ def test_on_s3_an_ingest_killed_mid_write_leaves_the_tables_whole_and_a_rerun_ma
     land(settings, 300, seed=1)
     ingest.run(spark, settings, DATE)
     before = seen(spark, settings, DATE)
-    snapshots = {zone: tables.current_snapshot(spark, settings, zone) for zone in tables.BATCHED}
+    snapshots = {zone: tables.current_snapshot(settings, zone) for zone in tables.BATCHED}
     files = data_files(settings)
 
     land(settings, ROWS, seed=2)

@@ -36,7 +36,7 @@ def test_kill_mid_write_leaves_the_tables_whole_and_a_rerun_matches_an_uninterru
     land_synthetic(settings, 300, seed=1)
     ingest.run(spark, settings, DATE)
     before = seen(spark, settings, DATE)
-    snapshots = {zone: tables.current_snapshot(spark, settings, zone) for zone in tables.BATCHED}
+    snapshots = {zone: tables.current_snapshot(settings, zone) for zone in tables.BATCHED}
     files = data_files(settings)
 
     land_synthetic(settings, 60_000, seed=2)

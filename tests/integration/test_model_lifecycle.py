@@ -111,7 +111,7 @@ def test_inference_refuses_a_date_whose_ingest_did_not_complete(spark, lake, tra
     # ingest run never succeeded
     name = tables.table(spark, lake, "curated")
     saved = spark.table(name).where(F.col("ingest_date") == D2).localCheckpoint()
-    found = tables.current_snapshot(spark, lake, "curated")
+    found = tables.current_snapshot(lake, "curated")
     tables.write_partitions(spark, lake, "curated", saved.withColumn("batch_id", F.lit("killed-run")),
                             F.col("ingest_date") == D2, "killed-run", found)
     try:
@@ -121,7 +121,7 @@ def test_inference_refuses_a_date_whose_ingest_did_not_complete(spark, lake, tra
         assert D2 not in Lake(lake).ingested_dates()  # nor is it trained on
     finally:
         tables.write_partitions(spark, lake, "curated", saved, F.col("ingest_date") == D2, "restored",
-                                tables.current_snapshot(spark, lake, "curated"))
+                                tables.current_snapshot(lake, "curated"))
         assert D2 in Lake(lake).ingested_dates()
 
 

@@ -22,7 +22,7 @@ def rows(spark, ids, date, batch, **extra):
 
 
 def write(spark, settings, df, date, run_id):
-    found_at = tables.current_snapshot(spark, settings, "curated")
+    found_at = tables.current_snapshot(settings, "curated")
     return tables.write_partitions(spark, settings, "curated", df, F.col("ingest_date") == date, run_id, found_at)
 
 
@@ -41,7 +41,7 @@ def test_a_write_replaces_its_date_in_one_commit_and_leaves_the_other_dates(spar
     before = write(spark, settings, rows(spark, (10, 12), D2, "b2"), D2, "b2")
     snapshot = write(spark, settings, rows(spark, (5, 7), D1, "b3"), D1, "b3")
     assert ids(spark, settings, D1) == [5, 6] and ids(spark, settings, D2) == [10, 11]
-    assert tables.current_snapshot(spark, settings, "curated") == snapshot
+    assert tables.current_snapshot(settings, "curated") == snapshot
     # the commit names its run (lineage), and the replaced rows stay reachable by time travel
     (summary,) = spark.sql(f"SELECT summary FROM {tables.table(spark, settings, 'curated')}.snapshots "
                            f"WHERE snapshot_id = {snapshot}").collect()
@@ -60,18 +60,18 @@ def test_a_write_of_no_rows_empties_the_date(spark, settings):
 
 def test_a_failing_write_leaves_the_table_as_it_was(spark, settings):
     write(spark, settings, rows(spark, (0, 3), D1, "b1"), D1, "b1")
-    before = tables.current_snapshot(spark, settings, "curated")
+    before = tables.current_snapshot(settings, "curated")
     boom = rows(spark, (0, 10), D1, "b2").withColumn(
         "id", F.when(F.col("id") == 7, F.raise_error("disk on fire")).otherwise(F.col("id")))
     with pytest.raises(Exception, match="disk on fire"):
         write(spark, settings, boom, D1, "b2")
     assert ids(spark, settings, D1) == [0, 1, 2]
-    assert tables.current_snapshot(spark, settings, "curated") == before
+    assert tables.current_snapshot(settings, "curated") == before
 
 
 def test_a_commit_is_refused_when_another_run_committed_the_same_date_meanwhile(spark, settings):
     write(spark, settings, rows(spark, (0, 3), D1, "b1"), D1, "b1")
-    found_at = tables.current_snapshot(spark, settings, "curated")   # run A starts
+    found_at = tables.current_snapshot(settings, "curated")   # run A starts
     write(spark, settings, rows(spark, (5, 6), D1, "b2"), D1, "b2")  # run B commits the same date
     with pytest.raises(tables.ConcurrentCommit, match="curated: another run committed the same partition"):
         tables.write_partitions(spark, settings, "curated", rows(spark, (8, 9), D1, "b3"),
