@@ -166,13 +166,13 @@ def read_batch(spark: SparkSession, settings: Settings, date: str) -> tuple[Data
     return with_derived(batch), counted
 
 
-def earlier_batches(spark: SparkSession, settings: Settings, date: str) -> DataFrame | None:
-    """(review_id, text_hash, ingest_date) of every document curated on an earlier date; None when no
-    earlier date is committed (the first day: no joins to plan)."""
+def earlier_batches(spark: SparkSession, settings: Settings, date: str, snapshot: int | None) -> DataFrame | None:
+    """(review_id, text_hash, ingest_date) of every document curated on an earlier date, as of the
+    curated table's `snapshot`; None when no earlier date is committed (the first day: no joins to plan)."""
     earlier = {d: b for d, b in tables.committed(settings).items() if d < date}
-    if not earlier:
+    if not earlier or snapshot is None:
         return None
-    return tables.read(spark, settings, "curated", dates=sorted(earlier), batches=earlier).select(
+    return tables.read(spark, settings, "curated", dates=sorted(earlier), batches=earlier, snapshot=snapshot).select(
         "review_id", "text_hash", "ingest_date")
 
 
@@ -245,7 +245,10 @@ def _ingest(spark: SparkSession, settings: Settings, lake: Lake, date: str, rec:
     finally:
         timings["validate"], clock = round(time.monotonic() - clock, 2), time.monotonic()
 
-    curated, quarantine, duplicates = split(batch, earlier_batches(spark, settings, date))
+    # The earlier batches as of the snapshot this run found: what it validates its commits against, and
+    # a plan Spark does not take for the curated table as written below (it would drop the duplicates
+    # cached on it once curated is written, and compute them again for their own write).
+    curated, quarantine, duplicates = split(batch, earlier_batches(spark, settings, date, found_at["curated"]))
     # Found and kept before anything is written: curated is the batch less them, planned with their
     # true (usually tiny) size, so that it takes them as a broadcast rather than a shuffle of the texts.
     duplicates = duplicates.cache()
@@ -264,16 +267,17 @@ def _ingest(spark: SparkSession, settings: Settings, lake: Lake, date: str, rec:
     outputs = {"curated": lambda: curated.select("*", *stamp), "duplicates": lambda: duplicates.select("*", *stamp),
                "quarantine": lambda: quarantine.select("*", *stamp),
                "labels": lambda: labels(written("curated")).select("*", *stamp)}
-    rec.outputs["snapshots"] = {
+    snapshots = rec.outputs["snapshots"] = {
         zone: tables.write_partitions(spark, settings, zone, frame(), F.col("ingest_date") == date, rec.run_id,
                                       found_at[zone])
         for zone, frame in outputs.items()}
+    truncated = curated.where("text_truncated").count()
     batch.unpersist()
     duplicates.unpersist()
 
+    # What each commit wrote, as Iceberg counted it (a commit replaces the date's rows with this run's only)
     rec.rows_out, rec.rows_rejected, rec.rows_duplicate = (
-        written(zone).count() for zone in ("curated", "quarantine", "duplicates"))
-    truncated = written("curated").where("text_truncated").count()
+        tables.records_added(settings, zone, snapshots[zone]) for zone in ("curated", "quarantine", "duplicates"))
     if truncated:
         rec.outputs["texts_truncated"] = truncated
     timings["split_write"] = round(time.monotonic() - clock, 2)

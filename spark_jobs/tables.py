@@ -277,16 +277,25 @@ def _conflict(exc: BaseException) -> bool:
 
 
 # --- reading ----------------------------------------------------------------------------------------------
+def records_added(settings: Settings, zone: str, snapshot_id: int) -> int:
+    """The rows the commit `snapshot_id` wrote to the table, as its summary counts them (Iceberg adds up
+    the record counts of the data files the commit added): no scan of the data."""
+    summary = load_table(settings, zone).snapshot_by_id(snapshot_id).summary
+    return int(summary.get("added-records") or 0) if summary else 0
+
+
 def read(spark, settings: Settings, zone: str, dates: list[str] | None = None,
-         batches: dict[str, str] | None = None):
+         batches: dict[str, str] | None = None, snapshot: int | None = None):
     """A table's committed rows (of some dates), or None while the table does not exist: rows of a
     batch that never succeeded, or no longer the date's batch, are left out (module docstring).
-    `batches`: `committed(settings)` when the caller has it already (it scans the curated table)."""
+    `batches`: `committed(settings)` when the caller has it already (it scans the curated table).
+    `snapshot`: the table as of that snapshot, not as it is when the frame is computed."""
     from pyspark.sql import functions as F
 
     if not exists(spark, settings, zone):
         return None
-    df = spark.table(table(spark, settings, zone))
+    reader = spark.read if snapshot is None else spark.read.option("snapshot-id", str(snapshot))
+    df = reader.table(table(spark, settings, zone))
     if dates is not None:
         df = df.where(F.col("ingest_date").isin(list(dates)))
     if zone in COMMITTED:
