@@ -11,7 +11,9 @@ Each stage is idempotent, so running the whole thing twice changes no counts.
 """
 from __future__ import annotations
 
+import importlib
 import os
+import threading
 import time
 
 from . import infer, ingest, migration, registry, replay, report, retrain, tables, train, warehouse
@@ -39,6 +41,8 @@ def run_pipeline(settings: Settings, log=print) -> list[RunRecord]:
         raise StageStopped(f"nothing to do: no landed batch for {settings.date or 'any date'} under {lake.zone('raw')}",
                            exit_code=ExitCode.BAD_SETTING, status=RunStatus.FAILED)
 
+    # The model registry's client takes a second or two to import: it does while the JVM starts.
+    threading.Thread(target=importlib.import_module, args=("mlflow",), daemon=True).start()
     spark = get_spark(settings)
     migration.migrate(settings, spark, log=log)
     scored: list[str] = []
