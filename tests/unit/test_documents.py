@@ -147,7 +147,7 @@ def arrow(data: bytes, spec=CSV) -> pd.DataFrame | None:
 def generated_csv(rng, rows: int) -> bytes:
     """A well-formed CSV file of awkward values: quotes, delimiters, every kind of line break inside
     quoted values, blank lines inside them, non-ASCII, markup, a value longer than RAW_RECORD_MAX."""
-    pieces = ["a", "B", " ", '"', ",", "\n", "\r", "\r\n", "\n\n", "é", "😀", "&amp;", "<b>", "\t", "\\", "\x07"]
+    pieces = ["a", "B", " ", '"', ",", "\n", "\r", "\r\n", "\n\n", "é", "😀", "&amp;", "<b>", "\t", "\\", "\x07", "\b", "\f", "\x1f"]
     buf = io.StringIO(newline="")
     writer = csv.writer(buf, lineterminator=rng.choice(["\n", "\r\n"]),
                         quoting=rng.choice([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]))
