@@ -82,8 +82,10 @@ def run_pipeline(settings: Settings, log=print) -> list[RunRecord]:
 def summarise(spark, settings: Settings, records: list[RunRecord], seconds: float, log=print) -> None:
     lake = Lake(settings)
 
+    batches = tables.committed(settings)  # looked up once: it scans the curated table
+
     def rows(zone: str) -> int:
-        df = tables.read(spark, settings, zone)
+        df = tables.read(spark, settings, zone, batches=batches)
         return 0 if df is None else df.count()
 
     champ = registry.champion(settings)
