@@ -161,14 +161,13 @@ def segment_drift(predictions: pd.DataFrame, window: Window, min_rows: int) -> l
     for segment, column in zip(SEGMENTS, ("department", "product_id")):
         keys = predictions[column].fillna("(none)") if segment == "department" else predictions[column]
         pairs = pd.DataFrame({"source": predictions.source.to_numpy(), "value": keys.to_numpy()})
-        keyed = pairs.notna().all(axis=1).to_numpy()   # dropped before grouping: pandas' `indices` miscounts past NaN keys
-        day_keyed, base_keyed = day_at[keyed[day_at]], base_at[keyed[base_at]]
-        base_groups = pairs.iloc[base_keyed].groupby(["source", "value"]).indices
-        for (source, value), rows in pairs.iloc[day_keyed].groupby(["source", "value"]).indices.items():
-            before = base_keyed[base_groups.get((source, value), [])]
+        # positions within the day's (the baseline's) rows, mapped back to the frame's; no key, no group
+        base_groups = pairs.iloc[base_at].groupby(["source", "value"]).indices
+        for (source, value), rows in pairs.iloc[day_at].groupby(["source", "value"]).indices.items():
+            before = base_at[base_groups.get((source, value), [])]
             if len(rows) < min_rows or len(before) < min_rows:
                 continue
-            after = day_keyed[rows]
+            after = day_at[rows]
             found.append({"segment": segment, "source": source, "value": value, "n_documents": int(len(after)),
                           "n_baseline_documents": int(len(before)),
                           "label_js": round(M.js_distance(pd.Series(labels[before]).value_counts().to_dict(),

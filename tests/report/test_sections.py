@@ -181,7 +181,6 @@ def test_segments_are_ranked_and_keep_sources_apart():
     assert [s["label_js"] for s in found] == sorted((s["label_js"] for s in found), reverse=True)
 
 
-
 def test_a_segment_is_measured_on_its_own_rows_when_earlier_rows_lack_the_key():
     """Baseline rows without a product id come first: the product's figures are still its own rows'
     (the grouping once took positions counted without those rows from the frame that had them)."""
@@ -192,6 +191,7 @@ def test_a_segment_is_measured_on_its_own_rows_when_earlier_rows_lack_the_key():
     assert (product["value"], product["n_documents"], product["n_baseline_documents"]) == ("p1", 40, 40)
     assert product["label_js"] == 0
     assert product["psi_confidence"] == pytest.approx(M.psi([0.9] * 40, [0.6] * 40), abs=1e-6)
+
 
 # --- 4. quality --------------------------------------------------------------------------------------------
 def performance(macro_f1: float) -> pd.DataFrame:

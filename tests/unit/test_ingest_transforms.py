@@ -51,7 +51,6 @@ def test_duplicates_of_earlier_batches_name_the_first_sighting(spark):
         ("1", "1", "review_id seen earlier", "2026-11-01"), ("2", "9", "text seen earlier", "2026-11-02")}
 
 
-
 def test_each_duplicate_gets_the_first_reason_that_applies_and_the_first_row_it_repeats(spark):
     """A row that is a duplicate for one reason takes no part in the next: the first of a text is the
     first row of it that is no duplicate already."""
@@ -76,6 +75,7 @@ def test_each_duplicate_gets_the_first_reason_that_applies_and_the_first_row_it_
         ("7", "1", "same text in batch", None, "g", 1),
     }
     assert ingest.duplicates_of(keys.where("source_line < 5 and source_file = 'f'")).count() == 2
+
 
 def ingest_hash(text):
     from spark_jobs.documents import clean_text, text_fingerprint
