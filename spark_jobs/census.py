@@ -89,9 +89,9 @@ def census_of(path: str, data: bytes, spec: dict) -> FileCensus:
     return FileCensus(path, raw_size, records, complete, damage)
 
 
-def census_frame(files: pd.DataFrame, spec: dict) -> pd.DataFrame:
-    """mapInPandas body: (path, content) rows -> one census row per file."""
-    rows = [census_of(p, bytes(c), spec).as_dict() for p, c in zip(files["path"], files["content"])]
+def census_frame(files: list[tuple[str, bytes]], spec: dict) -> pd.DataFrame:
+    """mapInPandas body: (path, bytes) of some files -> one census row per file."""
+    rows = [census_of(path, data, spec).as_dict() for path, data in files]
     return pd.DataFrame(rows, columns=["path", "bytes", "records", "complete", "damage"])
 
 

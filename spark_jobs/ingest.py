@@ -16,9 +16,13 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import threading
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
+import pandas as pd
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
@@ -40,26 +44,47 @@ ROW_KEY = ("source_file", "source_line")  # where a record starts: one record pe
 CLEANED_SCHEMA = documents.PARSED_SCHEMA + ", text_truncated boolean, text_hash string"
 
 
+def landed_files(spark: SparkSession, folder: str) -> DataFrame:
+    """Every file under folder, one row each (Spark packs them into tasks by size). A local file is
+    read by the Python task itself, from its path: that is cheaper than the JVM reading it and handing
+    its bytes over. Elsewhere (S3) Spark reads them, with the cluster's file system and credentials,
+    and hands them over in `content`."""
+    files = spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(folder)
+    local = folder.startswith("file:") or "://" not in folder
+    return files.select("path") if local else files.select("path", "content")
+
+
+_FILE_SCHEME = re.compile(r"^file:(//[^/]*)?")  # file:/a, file:///a -> /a
+
+
+def _with_bytes(files: pd.DataFrame) -> Iterator[tuple[str, bytes]]:
+    """(path, bytes) of each landed_files row, from its content or, for a local file, its path."""
+    if "content" in files:
+        yield from ((path, bytes(content)) for path, content in zip(files["path"], files["content"]))
+    else:
+        for path in files["path"]:
+            with open(_FILE_SCHEME.sub("", path), "rb") as f:
+                yield path, f.read()
+
+
 def parse_source(spark: SparkSession, folder: str, spec: dict, max_text_chars: int) -> DataFrame:
     """Every file under folder, parsed and cleaned by documents.py inside the executors."""
-    files = (spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(folder)
-             .select("path", "content"))
-
     def parse(batches):
-        for pdf in batches:
-            for path, content in zip(pdf["path"], pdf["content"]):
-                for frame in documents.parse_file(path, bytes(content), spec):
+        for files in batches:
+            for path, data in _with_bytes(files):
+                for frame in documents.parse_file(path, data, spec):
                     yield documents.clean(frame, max_text_chars)
 
-    return files.mapInPandas(parse, CLEANED_SCHEMA)
+    return landed_files(spark, folder).mapInPandas(parse, CLEANED_SCHEMA)
 
 
 def census_of_source(spark: SparkSession, folder: str, spec: dict) -> list[dict]:
     """One census row per file under folder (census.py), computed in the executors."""
-    files = (spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(folder)
-             .select("path", "content"))
-    return [r.asDict() for r in files.mapInPandas(
-        lambda batches: (census.census_frame(pdf, spec) for pdf in batches), census.CENSUS_SCHEMA).collect()]
+    def count(batches):
+        for files in batches:
+            yield census.census_frame(list(_with_bytes(files)), spec)
+
+    return [r.asDict() for r in landed_files(spark, folder).mapInPandas(count, census.CENSUS_SCHEMA).collect()]
 
 
 def with_derived(df: DataFrame) -> DataFrame:
@@ -140,8 +165,9 @@ def labels(curated: DataFrame) -> DataFrame:
         "review_id", "rating", label_of_rating(F.col("rating")).alias("label"))
 
 
-def read_batch(spark: SparkSession, settings: Settings, date: str) -> tuple[DataFrame, list[dict]]:
-    """The landed files of a date parsed into one batch, and their census."""
+def read_batch(spark: SparkSession, settings: Settings, date: str) -> tuple[DataFrame, list[tuple[str, dict]]]:
+    """The landed files of a date parsed into one batch (a plan: nothing is read yet), and the
+    folders it reads with their sources' specs (for the census)."""
     lake = Lake(settings)
     raw = lake.partition("raw", date)
     source_dirs = [d for d in storage.list_dirs(raw) if d.startswith("source=")]
@@ -149,7 +175,7 @@ def read_batch(spark: SparkSession, settings: Settings, date: str) -> tuple[Data
         raise StageStopped(f"ingest {date}: no landed files under {raw} (land some with `make land`)",
                            exit_code=ExitCode.BAD_SETTING, status=RunStatus.FAILED)
     sources = load_sources(settings)
-    frames, counted = [], []
+    frames, landed = [], []
     for d in source_dirs:
         name = d.split("=", 1)[1]
         if name not in sources:
@@ -159,11 +185,11 @@ def read_batch(spark: SparkSession, settings: Settings, date: str) -> tuple[Data
         frames.append(parse_source(spark, storage.join(raw, d), spec, settings.max_text_chars)
                       .withColumn("source", F.lit(name))
                       .withColumn("title_mapped", F.lit(bool((spec.get("columns") or {}).get("title")))))
-        counted += census_of_source(spark, storage.join(raw, d), spec)
+        landed.append((storage.join(raw, d), spec))
     batch = frames[0]
     for f in frames[1:]:
         batch = batch.unionByName(f)
-    return with_derived(batch), counted
+    return with_derived(batch), landed
 
 
 def earlier_batches(spark: SparkSession, settings: Settings, date: str, snapshot: int | None) -> DataFrame | None:
@@ -212,12 +238,13 @@ def run(spark: SparkSession, settings: Settings, date: str) -> RunRecord:
     return rec
 
 
-def parsed_per_file(batch: DataFrame) -> dict[str, tuple[int, int]]:
-    """file -> (records the parser produced, its unreadable rows)."""
+def parsed_per_file(batch: DataFrame) -> tuple[dict[str, tuple[int, int]], list[str]]:
+    """file -> (records the parser produced, its unreadable rows), and the notes the decoder left on
+    the files (what it repaired), in one pass over the batch."""
     rows = batch.groupBy("source_file").agg(
         F.count(F.when(F.col("unreadable").isNull(), 1)).alias("records"),
-        F.count("unreadable").alias("unreadable")).collect()
-    return {r.source_file: (r.records, r.unreadable) for r in rows}
+        F.count("unreadable").alias("unreadable"), F.collect_set("decode_note").alias("notes")).collect()
+    return {r.source_file: (r.records, r.unreadable) for r in rows}, sorted({n for r in rows for n in r.notes})
 
 
 def _ingest(spark: SparkSession, settings: Settings, lake: Lake, date: str, rec: RunRecord) -> None:
@@ -226,13 +253,17 @@ def _ingest(spark: SparkSession, settings: Settings, lake: Lake, date: str, rec:
     timings = rec.outputs.setdefault("seconds", {})
     clock = time.monotonic()
     found_at = {zone: tables.current_snapshot(settings, zone) for zone in tables.BATCHED}
-    batch, counted = read_batch(spark, settings, date)
+    batch, landed = read_batch(spark, settings, date)
     batch = batch.cache()
-    acc = census.reconcile(counted, parsed_per_file(batch))
+    # The census runs beside the parse, not before it: each job is a few tasks of whole files, and
+    # together they keep the cores busier than one after the other.
+    with ThreadPoolExecutor(1) as pool:
+        counted = pool.submit(lambda: [row for folder, spec in landed for row in census_of_source(spark, folder, spec)])
+        parsed, notes = parsed_per_file(batch)
+        acc = census.reconcile(counted.result(), parsed)
     rec.rows_in, rec.rows_lost = acc.found + acc.lost, (None if acc.lost_unknown else acc.lost)
-    notes = [r.decode_note for r in batch.select("source_file", "decode_note").where("decode_note is not null").distinct().collect()]
     if notes:
-        rec.outputs["read_notes"] = sorted(set(notes))
+        rec.outputs["read_notes"] = notes
     if acc.damaged:
         rec.outputs["damaged_files"] = acc.damaged
     timings["read"], clock = round(time.monotonic() - clock, 2), time.monotonic()
@@ -271,7 +302,7 @@ def _ingest(spark: SparkSession, settings: Settings, lake: Lake, date: str, rec:
         zone: tables.write_partitions(spark, settings, zone, frame(), F.col("ingest_date") == date, rec.run_id,
                                       found_at[zone])
         for zone, frame in outputs.items()}
-    truncated = curated.where("text_truncated").count()
+    truncated = written("curated").where("text_truncated").count()
     batch.unpersist()
     duplicates.unpersist()
 

@@ -89,3 +89,19 @@ def test_labels_follow_the_rating_rule(spark):
     curated, _, _ = ingest.split(df)
     got = {r.rating: r.label for r in ingest.labels(curated).collect()}
     assert got == {1: "negative", 2: "negative", 3: "neutral", 4: "positive", 5: "positive"}
+
+
+def test_landed_files_are_read_whole_from_their_paths_whatever_their_names(spark, tmp_path):
+    # Local files are read by the Python task from the path Spark lists (file:/..., not percent-encoded);
+    # the names a user lands may hold spaces, percent signs and letters outside ASCII.
+    folder = tmp_path / "raw" / "source=reviews 100%"
+    folder.mkdir(parents=True)
+    contents = {"a b%20c.csv": b"review_id,text\n1,x\n", "caf\u00e9.csv": "2,\u00e9t\u00e9\n".encode()}
+    for name, data in contents.items():
+        (folder / name).write_bytes(data)
+    for root in (str(tmp_path / "raw"), f"file://{tmp_path / 'raw'}"):
+        files = ingest.landed_files(spark, root).toPandas()
+        assert list(files.columns) == ["path"]  # the bytes are not handed over from the JVM
+        read = dict(ingest._with_bytes(files))
+        assert {p.rsplit("/", 1)[-1]: data for p, data in read.items()} == contents
+        assert all(p.startswith("file:/") for p in read)
