@@ -118,9 +118,9 @@ def check_inputs(command: str, s) -> None:
 
         report.check_inputs(s, date)
     if command == "dbt" and s.dbt_target == "local":
-        from .warehouse import lake_vars
+        from .warehouse import lake_tables_env
 
-        lake_vars(s)  # a lake with no table is a wrong setting, before dbt starts
+        lake_tables_env(s)  # a lake with no table is a wrong setting, before dbt starts
     if command in ("retrain", "run"):
         from . import retrain
 

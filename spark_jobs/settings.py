@@ -331,6 +331,7 @@ EXTERNAL_ENV = frozenset({
     "NLP_REDSHIFT_DATABASE", "NLP_REDSHIFT_SCHEMA", "NLP_PG_HOST", "NLP_PG_PORT",
     "NLP_PG_USER", "NLP_PG_PASSWORD", "NLP_PG_DATABASE", "NLP_PG_SCHEMA",
     "NLP_DUCKDB_EXTENSIONS",  # dbt's DuckDB profile: the extension folder warehouse.py lays out
+    "NLP_LAKE_TABLES",        # dbt's lake_source macro on DuckDB: the metadata files warehouse.py reads
     "NLP_CODE_VERSION",   # runlog: the code version when there is no git checkout (set on EMR)
     "NLP_BATCH_HOME",     # emr/run_stage.sh: where the project is installed on a node
 })

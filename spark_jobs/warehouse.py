@@ -9,6 +9,7 @@ reconnect; a failed build leaves the previous warehouse as it was.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -39,44 +40,58 @@ def dbt_env(settings: Settings, warehouse_path: str | None = None) -> dict[str, 
     return env
 
 
-def lake_vars(settings: Settings) -> str:
-    """--vars for the build: the lake tables' current metadata files (DuckDB reads them; one snapshot
-    per table for the whole build). A lake with no table at all is a wrong setting, said in one line."""
+LAKE_TABLES = "NLP_LAKE_TABLES"
+
+
+def lake_tables_env(settings: Settings) -> dict[str, str]:
+    """The environment variable that hands the build the lake tables' current metadata files (DuckDB
+    reads them; one snapshot per table for the whole build). Not a --vars value: dbt takes a new one
+    for a change of the project and parses it all again, while this one is read only when a model
+    runs, so each build reuses the last one's parse. A lake with no table at all is a wrong setting,
+    said in one line."""
     tables_now = tables.metadata_locations(settings)
     if not tables_now:
         where = tables.catalog_db(settings) if settings.lake_catalog == "local" else "the Glue Data Catalog"
         raise SettingsError(f"the lake at {settings.path('lake_root')} has no tables in {where} (settings "
                             "lake_root, lake_catalog): point them at the lake the Spark jobs write")
-    return json.dumps({"lake_tables": tables_now})
+    return {LAKE_TABLES: json.dumps(tables_now)}
 
 
-def dbt(settings: Settings, *args: str, warehouse_path: str | None = None) -> subprocess.CompletedProcess:
-    """Runs the dbt CLI of this environment on the project with our profiles."""
+def dbt(settings: Settings, *args: str, warehouse_path: str | None = None,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Runs the dbt CLI of this environment on the project with our profiles (`env`: more variables)."""
     project = settings.path("dbt_project_dir")
     cmd = [os.path.join(os.path.dirname(sys.executable), "dbt"), "--no-use-colors", *args,
            "--project-dir", project, "--profiles-dir", project, "--target", settings.dbt_target]
-    return subprocess.run(cmd, env=dbt_env(settings, warehouse_path), capture_output=True, text=True, cwd=project)
+    return subprocess.run(cmd, env={**dbt_env(settings, warehouse_path), **(env or {})}, capture_output=True,
+                          text=True, cwd=project)
 
 
 @contextmanager
 def side_build(warehouse: str) -> Iterator[tuple[str, list[bool]]]:
     """Yields (path to build, [done]): a copy of `warehouse` in a hidden side folder, with the same
     file name (DuckDB names a database's catalog after its file, and views refer to it). When the
-    caller sets done[0], the copy replaces `warehouse` atomically; otherwise it is thrown away."""
-    folder = os.path.join(os.path.dirname(warehouse), f".building-{os.getpid()}")
-    shutil.rmtree(folder, ignore_errors=True)
-    os.makedirs(folder)
-    building = os.path.join(folder, os.path.basename(warehouse))
-    for suffix in ("", ".wal"):  # incremental models continue from the current build
-        if os.path.exists(warehouse + suffix):
-            shutil.copyfile(warehouse + suffix, building + suffix)
-    done = [False]
-    try:
-        yield building, done
-        if done[0]:
-            os.replace(building, warehouse)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    caller sets done[0], the copy replaces `warehouse` atomically; otherwise it is thrown away.
+
+    The side folder is always the same one: dbt's profile names the file it builds, and a profile
+    that changed makes dbt parse the whole project again. Builds of one warehouse take turns on it
+    (a lock file beside it, released when the process ends, however it ends)."""
+    folder = os.path.join(os.path.dirname(warehouse), f".{os.path.basename(warehouse)}.building")
+    with open(folder + ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        shutil.rmtree(folder, ignore_errors=True)  # what a build killed before its end left
+        os.makedirs(folder)
+        building = os.path.join(folder, os.path.basename(warehouse))
+        for suffix in ("", ".wal"):  # incremental models continue from the current build
+            if os.path.exists(warehouse + suffix):
+                shutil.copyfile(warehouse + suffix, building + suffix)
+        done = [False]
+        try:
+            yield building, done
+            if done[0]:
+                os.replace(building, warehouse)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 _TIME = re.compile(r"^\d\d:\d\d:\d\d\s+")
@@ -103,9 +118,9 @@ def run(settings: Settings, date: str = "all") -> RunRecord:
     os.makedirs(os.path.dirname(warehouse), exist_ok=True)
     with stage_run(settings, "dbt", date) as rec:
         if settings.dbt_target == "local":
-            variables = lake_vars(settings)
+            lake_tables = lake_tables_env(settings)
             with side_build(warehouse) as (building, done):
-                result = dbt(settings, "build", "--vars", variables, warehouse_path=building)
+                result = dbt(settings, "build", warehouse_path=building, env=lake_tables)
                 done[0] = result.returncode == 0
         else:
             result = dbt(settings, "build")

@@ -3,7 +3,9 @@
   Athena, Redshift (Spectrum) and other adapters: the Glue Data Catalog's Iceberg table, i.e.
   source('lake', name).
   DuckDB: iceberg_scan of the table's current snapshot. The pipeline (spark_jobs/warehouse.py) passes
-  each existing table's metadata file as the var lake_tables ({table: metadata.json}): the whole build
+  each existing table's metadata file in the environment variable NLP_LAKE_TABLES (JSON,
+  {table: metadata.json}; read only when a model runs, so that a new value does not make dbt parse the
+  project again, as a new --vars value would): the whole build
   reads the tables as they were when it started, one snapshot each, never a glob of data files (after
   an overwrite the replaced files stay until they expire, and a glob would count them twice). Every
   declared column is cast to its type in _lake__sources.yml, so DuckDB sees what Athena sees; a table
@@ -29,9 +31,9 @@
   {%- for column in node.columns.values() -%}
     {%- do columns.append((adapter.quote(column.name), duckdb_type_of(column.data_type, table_name ~ '.' ~ column.name))) -%}
   {%- endfor -%}
-  {%- set metadata = var('lake_tables', none) -%}
+  {%- set metadata = fromjson(env_var('NLP_LAKE_TABLES', 'null')) -%}
   {%- if metadata is none -%}
-    {{ exceptions.raise_compiler_error("the var lake_tables (each lake table's current metadata file) is not set: build through the pipeline, `make dbt`, which reads them from the lake's catalog (NLP_LAKE_ROOT, NLP_LAKE_CATALOG)") }}
+    {{ exceptions.raise_compiler_error("NLP_LAKE_TABLES (each lake table's current metadata file) is not set: build through the pipeline, `make dbt`, which reads them from the lake's catalog (NLP_LAKE_ROOT, NLP_LAKE_CATALOG)") }}
   {%- endif -%}
   {%- if table_name not in metadata -%}
     {%- set nulls = [] -%}

@@ -42,8 +42,7 @@ def dbt(args: list[str], work: Path, env: dict[str, str], reuse_parse: bool = Fa
     """
     from dbt.cli.main import dbtRunner
 
-    env = {"DBT_SEND_ANONYMOUS_USAGE_STATS": "false", **env}
-    args = with_lake_tables(args, env)
+    env = {"DBT_SEND_ANONYMOUS_USAGE_STATS": "false", **env, **lake_tables(args, env)}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     out = io.StringIO()
@@ -69,23 +68,16 @@ def dbt(args: list[str], work: Path, env: dict[str, str], reuse_parse: bool = Fa
     return DbtResult(bool(res.success), results, out.getvalue(), res.exception)
 
 
-def with_lake_tables(args: list[str], env: dict[str, str]) -> list[str]:
-    """On DuckDB the pipeline passes the lake tables' metadata files as the var lake_tables
-    (spark_jobs/warehouse.py); the tests do the same, merged with any --vars of their own."""
-    import yaml
-
+def lake_tables(args: list[str], env: dict[str, str]) -> dict[str, str]:
+    """On DuckDB the pipeline passes the lake tables' metadata files in NLP_LAKE_TABLES
+    (spark_jobs/warehouse.py); the tests do the same, unless they set it themselves."""
     from spark_jobs import tables
     from tests.dbt.lake_fixture import lake_settings
 
     if env.get("NLP_DBT_TARGET", "local") != "local" or not env.get("NLP_LAKE_ROOT") or not args \
-            or args[0] in ("parse", "run-operation"):
-        return args
-    lake_tables = tables.metadata_locations(lake_settings(Path(env["NLP_LAKE_ROOT"])))
-    if "--vars" in args:
-        i = args.index("--vars")
-        merged = {**(yaml.safe_load(args[i + 1]) or {}), "lake_tables": lake_tables}
-        return [*args[:i], "--vars", json.dumps(merged), *args[i + 2:]]
-    return [*args, "--vars", json.dumps({"lake_tables": lake_tables})]
+            or args[0] in ("parse", "run-operation") or "NLP_LAKE_TABLES" in env:
+        return {}
+    return {"NLP_LAKE_TABLES": json.dumps(tables.metadata_locations(lake_settings(Path(env["NLP_LAKE_ROOT"]))))}
 
 
 def release_duckdb() -> None:

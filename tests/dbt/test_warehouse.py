@@ -258,13 +258,13 @@ def test_a_wrong_lake_root_is_one_clear_error(tmp_path):
     from tests.conftest import make_settings
 
     with pytest.raises(SettingsError, match="no-such-lake has no tables"):
-        warehouse_stage.lake_vars(make_settings(tmp_path, lake_root=str(tmp_path / "no-such-lake")))
+        warehouse_stage.lake_tables_env(make_settings(tmp_path, lake_root=str(tmp_path / "no-such-lake")))
     # dbt run by hand without the lake's tables says how to run it
     env = {k: v for k, v in duckdb_env(tmp_path / "no-such-lake", tmp_path / "nlp.duckdb").items() if k != "NLP_LAKE_ROOT"}
     res = dbt(["run", "--select", "stg_documents"], tmp_path / "w", env, reuse_parse=True)
     assert not res.success
     messages = " ".join(str(r.message) for r in res.results) + str(res.exception or "")
-    assert "lake_tables" in messages and "make dbt" in messages
+    assert "NLP_LAKE_TABLES" in messages and "make dbt" in messages
 
 
 def test_the_offline_incremental_switch_is_refused_outside_compile(fixture_lake, tmp_path):
@@ -312,7 +312,8 @@ def test_an_analysts_open_connection_does_not_block_the_build(tmp_path):
         analyst.close()
     with duckdb.connect(path, read_only=True) as fresh:
         assert fresh.sql("select count(*) from mart_pipeline_runs where stage = 'dbt'").fetchall()[0][0] == 2
-    assert sorted(p.name for p in (tmp_path / "warehouse").iterdir()) == ["nlp.duckdb"]  # no side copy left
+    # no side copy left (the lock file that makes builds take turns stays, empty)
+    assert sorted(p.name for p in (tmp_path / "warehouse").iterdir()) == [".nlp.duckdb.building.lock", "nlp.duckdb"]
 
 
 def test_a_failed_build_leaves_the_previous_warehouse(tmp_path):
@@ -333,4 +334,28 @@ def test_a_failed_build_leaves_the_previous_warehouse(tmp_path):
         warehouse_stage.run(settings)
     with duckdb.connect(path, read_only=True) as con:
         assert con.sql("select count(*) from fct_predictions").fetchall() == before
-    assert sorted(p.name for p in (tmp_path / "warehouse").iterdir()) == ["nlp.duckdb"]
+    assert sorted(p.name for p in (tmp_path / "warehouse").iterdir()) == [".nlp.duckdb.building.lock", "nlp.duckdb"]
+
+
+def test_builds_of_one_warehouse_take_turns_on_its_side_folder(tmp_path):
+    """The side folder has a fixed name (so that dbt reuses its parse): a second build waits for the
+    first one's lock instead of building into the same folder."""
+    import fcntl
+    import threading
+
+    from spark_jobs import warehouse as warehouse_stage
+    from tests.conftest import make_settings
+
+    lake_root = tmp_path / "lake"
+    write_lake(lake_root)
+    settings = make_settings(tmp_path, lake_root=str(lake_root))
+    (tmp_path / "warehouse").mkdir()
+    records = []
+    with open(tmp_path / "warehouse" / ".nlp.duckdb.building.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)   # another build holds the side folder
+        build = threading.Thread(target=lambda: records.append(warehouse_stage.run(settings)))
+        build.start()
+        build.join(timeout=3)
+        assert build.is_alive() and not (tmp_path / "warehouse" / ".nlp.duckdb.building").exists()
+    build.join(timeout=120)
+    assert [r.status for r in records] == ["succeeded"]
