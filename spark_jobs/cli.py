@@ -78,6 +78,16 @@ def main(argv: list[str] | None = None) -> int:
         return ExitCode.UNEXPECTED
 
 
+def command_line() -> int:
+    """`nlp-batch` and `python -m spark_jobs`: main, then the Spark session the command started, if
+    any, stopped, and the JVM's class-data archive kept if it recorded one (spark.finish)."""
+    try:
+        return main()
+    finally:
+        if "spark_jobs.spark" in sys.modules:
+            sys.modules["spark_jobs.spark"].finish()
+
+
 def write_trace(s, command: str) -> str:
     folder = s.path("log_dir") if s is not None else str(settings_mod.PROJECT_ROOT / "logs")
     os.makedirs(folder, exist_ok=True)
@@ -177,7 +187,7 @@ def dispatch(args, s) -> None:
     else:
         from .spark import get_spark
 
-        spark = get_spark(s)
+        spark = get_spark(s, record_classes=True)
         migrate(s, spark, log=lambda line: print(line, file=sys.stderr))
         if cmd == "ingest":
             from . import ingest

@@ -43,7 +43,7 @@ def run_pipeline(settings: Settings, log=print) -> list[RunRecord]:
 
     # The model registry's client takes a second or two to import: it does while the JVM starts.
     threading.Thread(target=importlib.import_module, args=("mlflow",), daemon=True).start()
-    spark = get_spark(settings)
+    spark = get_spark(settings, record_classes=True)
     migration.migrate(settings, spark, log=log)
     scored: list[str] = []
     committed = tables.committed(settings)

@@ -125,6 +125,9 @@ class Settings:
     spark_driver_memory: str = _doc("driver memory (local mode runs everything in the driver)", default="6g")
     spark_shuffle_partitions: int = _doc("spark.sql.shuffle.partitions", default=4)
     jars_dir: str = _doc("folder of resolved JVM jars (make setup fills it)", default=".cache/jars")
+    jvm_class_archive_dir: str = _doc("local runs: folder of the JVM's class-data archive (the classes a first run "
+                                      "loaded, which later runs map instead of loading them again; one per Java "
+                                      "and jar set); empty = none", default=".cache/jvm")
     gpu: bool = _doc("ask Spark for GPU resources (the spark-nlp-gpu jar comes with the EMR gpu profile)",
                      default=False)
     gpu_task_amount: float = _doc("share of a GPU one task takes (1/8: eight tasks share an executor's GPU, "

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import glob
 import os
+import subprocess
 import sys
 
 from . import tables
@@ -11,7 +12,9 @@ from .settings import PROJECT_ROOT, Settings, SettingsError
 _session = None
 
 
-def spark_conf(settings: Settings) -> dict[str, str]:
+def spark_conf(settings: Settings, record_classes: bool = False) -> dict[str, str]:
+    """The session's configuration. record_classes: where no class-data archive exists yet, the JVM
+    writes one of the classes it loaded when it exits (`finish` puts it in place)."""
     conf = {
         "spark.app.name": "nlp-batch",
         "spark.driver.memory": settings.spark_driver_memory,
@@ -46,9 +49,17 @@ def spark_conf(settings: Settings) -> dict[str, str]:
                 f"setting jars_dir={settings.path('jars_dir')}: no jars there; run `make setup`"
             )
         conf["spark.jars"] = ",".join(jars)
+        java_options = []
         logging_conf = os.path.join(PROJECT_ROOT, "conf", "log4j2.properties")
         if os.path.isfile(logging_conf):  # quiet startup; an installed wheel keeps Spark's default
-            conf["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{logging_conf}"
+            java_options.append(f"-Dlog4j2.configurationFile=file:{logging_conf}")
+        archive = class_archive(settings, jars)
+        if archive and os.path.isfile(archive):
+            java_options += [f"-XX:SharedArchiveFile={archive}", "-Xlog:cds*=off"]
+        elif archive and record_classes:
+            java_options += [f"-XX:ArchiveClassesAtExit={_recording_file(archive)}", "-Xlog:cds*=off"]
+        if java_options:
+            conf["spark.driver.extraJavaOptions"] = " ".join(java_options)
     if settings.lake_root.startswith("s3a://"):
         conf["spark.hadoop.fs.s3a.impl"] = "org.apache.hadoop.fs.s3a.S3AFileSystem"
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
@@ -62,8 +73,9 @@ def spark_conf(settings: Settings) -> dict[str, str]:
     return conf
 
 
-def get_spark(settings: Settings):
-    """One SparkSession per process; later calls return the same session."""
+def get_spark(settings: Settings, record_classes: bool = False):
+    """One SparkSession per process; later calls return the same session. record_classes: see
+    spark_conf (for a caller that calls `finish` at its end: the command line)."""
     global _session
     if _session is not None:
         return _session
@@ -74,7 +86,7 @@ def get_spark(settings: Settings):
         if settings.spark_master.startswith("local"):
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # one machine: bind to loopback, say nothing
     builder = SparkSession.builder.master(settings.spark_master)
-    for key, value in spark_conf(settings).items():
+    for key, value in spark_conf(settings, record_classes).items():
         builder = builder.config(key, value)
     _session = builder.getOrCreate()
     _session.sparkContext.setLogLevel("ERROR")
@@ -84,3 +96,65 @@ def get_spark(settings: Settings):
 def scoring_partitions(spark, settings: Settings) -> int:
     """How many partitions to spread model scoring over: one per core unless configured."""
     return settings.scoring_partitions or spark.sparkContext.defaultParallelism
+
+
+# --- the JVM's class-data archive ----------------------------------------------------------------------
+# A local run's JVM spends seconds loading and checking the classes of Spark, Iceberg and Spark NLP from
+# their jars, the same ones every run. Java's class-data sharing (CDS) lets it map them from an archive
+# instead: the first run that finds none records the classes it loaded into one when its JVM exits, and
+# later runs map it. The archive holds nothing but classes. Its name carries a digest of the Java
+# runtime and the jars, so a new Java or new jars get an archive of their own; a JVM that cannot use
+# an archive runs without it (Java checks, and says nothing: -Xlog:cds*=off).
+def class_archive(settings: Settings, jars: list[str]) -> str | None:
+    """The archive for this Java and these jars (it may not exist yet); None where none is used."""
+    if settings.target != "local" or not settings.jvm_class_archive_dir:
+        return None
+    import hashlib
+    import shutil
+
+    import pyspark
+
+    java = os.path.join(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") else shutil.which("java")
+    if not java:
+        return None
+    java = os.path.realpath(java)
+    parts = [java, os.path.getsize(java), os.path.getmtime(java), pyspark.__version__,
+             *[(os.path.basename(j), os.path.getsize(j)) for j in jars]]
+    digest = hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+    return os.path.join(settings.path("jvm_class_archive_dir"), f"spark-{digest}.jsa")
+
+
+def _recording_file(archive: str) -> str:
+    """Where this process's JVM writes the archive it records (renamed into place by `finish`); the
+    files of recordings whose process is gone (killed before its end) are removed."""
+    os.makedirs(os.path.dirname(archive), exist_ok=True)
+    for left in glob.glob(os.path.join(os.path.dirname(archive), "*.jsa.*.tmp")):
+        try:
+            os.kill(int(left.rsplit(".", 2)[1]), 0)
+        except ProcessLookupError:
+            os.remove(left)
+        except (ValueError, OSError):
+            pass
+    return f"{archive}.{os.getpid()}.tmp"
+
+
+def finish(timeout: float = 300) -> None:
+    """Stops this process's session, if it has one. When its JVM records a class-data archive, waits
+    for the JVM to write it as it exits and puts it in place (once; a later run maps it)."""
+    global _session
+    if _session is None:
+        return
+    options = _session.sparkContext.getConf().get("spark.driver.extraJavaOptions", "")
+    recording = next((o.split("=", 1)[1] for o in options.split() if o.startswith("-XX:ArchiveClassesAtExit=")), None)
+    jvm = _session.sparkContext._gateway.proc
+    _session.stop()
+    _session = None
+    if recording is None or jvm is None:
+        return
+    jvm.stdin.close()  # the gateway exits at the end of its input, writing the archive on its way out
+    try:
+        jvm.wait(timeout)
+    except subprocess.TimeoutExpired:  # no archive this time; the next run records again
+        return
+    if jvm.returncode == 0 and os.path.isfile(recording) and os.path.getsize(recording):
+        os.replace(recording, recording.rsplit(".", 2)[0])
