@@ -157,4 +157,6 @@ def finish(timeout: float = 300) -> None:
     except subprocess.TimeoutExpired:  # no archive this time; the next run records again
         return
     if jvm.returncode == 0 and os.path.isfile(recording) and os.path.getsize(recording):
-        os.replace(recording, recording.rsplit(".", 2)[0])
+        archive = recording.rsplit(".", 2)[0]
+        os.replace(recording, archive)
+        print(f"JVM classes recorded for the next commands (once per Java and jar set): {archive}", file=sys.stderr)

@@ -50,6 +50,8 @@ def test_the_first_command_records_the_classes_and_the_next_maps_them(tmp_path):
     second = ingest(settings)  # the same lake and date again: maps the archive, records nothing
     assert second.returncode == 0, second.stderr[-2000:]
     assert glob.glob(str(tmp_path / "jvm" / "*")) == archives and os.path.getmtime(archives[0]) == recorded_at
+    assert f"JVM classes recorded for the next commands (once per Java and jar set): {archives[0]}" in first.stderr
+    assert "JVM classes recorded" not in second.stderr
     assert "cds" not in first.stdout + first.stderr + second.stdout + second.stderr  # Java's CDS logging is off
 
 
