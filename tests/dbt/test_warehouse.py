@@ -359,3 +359,19 @@ def test_builds_of_one_warehouse_take_turns_on_its_side_folder(tmp_path):
         assert build.is_alive() and not (tmp_path / "warehouse" / ".nlp.duckdb.building").exists()
     build.join(timeout=120)
     assert [r.status for r in records] == ["succeeded"]
+
+
+def test_the_pipelines_build_leaves_the_unit_tests_to_make_test(tmp_path):
+    """The dbt stage builds every model and runs every data test, not the unit tests (fixed inputs:
+    tests/dbt runs them, test_build_runs_every_model_unit_test_and_data_test)."""
+    from spark_jobs import warehouse as warehouse_stage
+    from tests.conftest import make_settings
+
+    lake_root = tmp_path / "lake"
+    write_lake(lake_root)
+    settings = make_settings(tmp_path, lake_root=str(lake_root))
+    record = warehouse_stage.run(settings)
+    assert record.status == "succeeded"
+    results = json.loads((PROJECT / "target" / "run_results.json").read_text())  # the stage's own build
+    kinds = Counter(r["unique_id"].split(".")[0] for r in results["results"])
+    assert kinds["model"] == 24 and kinds["test"] >= 80 and "unit_test" not in kinds, kinds
