@@ -81,11 +81,12 @@ def main(argv: list[str] | None = None) -> int:
 def command_line() -> int:
     """`nlp-batch` and `python -m spark_jobs`: main, then the Spark session the command started, if
     any, stopped, and the JVM's class-data archive kept if it recorded one (spark.finish)."""
+    from .spark import finish
+
     try:
         return main()
     finally:
-        if "spark_jobs.spark" in sys.modules:
-            sys.modules["spark_jobs.spark"].finish()
+        finish()
 
 
 def write_trace(s, command: str) -> str:

@@ -50,8 +50,7 @@ def landed_files(spark: SparkSession, folder: str) -> DataFrame:
     its bytes over. Elsewhere (S3) Spark reads them, with the cluster's file system and credentials,
     and hands them over in `content`."""
     files = spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(folder)
-    local = folder.startswith("file:") or "://" not in folder
-    return files.select("path") if local else files.select("path", "content")
+    return files.select("path", "content") if storage.is_s3(folder) else files.select("path")
 
 
 _FILE_SCHEME = re.compile(r"^file:(//[^/]*)?")  # file:/a, file:///a -> /a

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ from . import tables
 from .settings import PROJECT_ROOT, Settings, SettingsError
 
 _session = None
+_recording: str | None = None  # the file this process's JVM writes its class-data archive to, if it records one
 
 
 def spark_conf(settings: Settings, record_classes: bool = False) -> dict[str, str]:
@@ -76,7 +78,7 @@ def spark_conf(settings: Settings, record_classes: bool = False) -> dict[str, st
 def get_spark(settings: Settings, record_classes: bool = False):
     """One SparkSession per process; later calls return the same session. record_classes: see
     spark_conf (for a caller that calls `finish` at its end: the command line)."""
-    global _session
+    global _session, _recording
     if _session is not None:
         return _session
     from pyspark.sql import SparkSession
@@ -85,10 +87,16 @@ def get_spark(settings: Settings, record_classes: bool = False):
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         if settings.spark_master.startswith("local"):
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # one machine: bind to loopback, say nothing
+    conf = spark_conf(settings, record_classes)
+    options = conf.get("spark.driver.extraJavaOptions", "").split()
+    recording = next((o.split("=", 1)[1] for o in options if o.startswith("-XX:ArchiveClassesAtExit=")), None)
+    if recording:
+        _start_recording(recording)
     builder = SparkSession.builder.master(settings.spark_master)
-    for key, value in spark_conf(settings, record_classes).items():
+    for key, value in conf.items():
         builder = builder.config(key, value)
     _session = builder.getOrCreate()
+    _recording = recording
     _session.sparkContext.setLogLevel("ERROR")
     return _session
 
@@ -125,28 +133,38 @@ def class_archive(settings: Settings, jars: list[str]) -> str | None:
 
 
 def _recording_file(archive: str) -> str:
-    """Where this process's JVM writes the archive it records (renamed into place by `finish`); the
-    files of recordings whose process is gone (killed before its end) are removed."""
-    os.makedirs(os.path.dirname(archive), exist_ok=True)
-    for left in glob.glob(os.path.join(os.path.dirname(archive), "*.jsa.*.tmp")):
+    """Where this process's JVM writes the archive it records (`finish` renames it into place)."""
+    return f"{archive}.{os.getpid()}.tmp"
+
+
+_RECORDING = re.compile(r"(?P<archive>.+\.jsa)\.(?P<pid>\d+)\.tmp")   # what _recording_file names
+
+
+def _start_recording(recording: str) -> None:
+    """Makes the archive's folder, and removes what recordings whose process is gone (killed before its
+    end) left there."""
+    folder = os.path.dirname(recording)
+    os.makedirs(folder, exist_ok=True)
+    for left in glob.glob(os.path.join(folder, "*.tmp")):
+        match = _RECORDING.fullmatch(left)
+        if match is None:
+            continue
         try:
-            os.kill(int(left.rsplit(".", 2)[1]), 0)
+            os.kill(int(match["pid"]), 0)
         except ProcessLookupError:
             os.remove(left)
-        except (ValueError, OSError):
+        except OSError:  # alive, under another user
             pass
-    return f"{archive}.{os.getpid()}.tmp"
 
 
 def finish(timeout: float = 300) -> None:
     """Stops this process's session, if it has one. When its JVM records a class-data archive, waits
     for the JVM to write it as it exits and puts it in place (once; a later run maps it)."""
-    global _session
+    global _session, _recording
     if _session is None:
         return
-    options = _session.sparkContext.getConf().get("spark.driver.extraJavaOptions", "")
-    recording = next((o.split("=", 1)[1] for o in options.split() if o.startswith("-XX:ArchiveClassesAtExit=")), None)
-    jvm = _session.sparkContext._gateway.proc
+    recording, _recording = _recording, None
+    jvm = _session.sparkContext._gateway.proc  # pyspark's handle on the gateway JVM it started
     _session.stop()
     _session = None
     if recording is None or jvm is None:
@@ -157,6 +175,6 @@ def finish(timeout: float = 300) -> None:
     except subprocess.TimeoutExpired:  # no archive this time; the next run records again
         return
     if jvm.returncode == 0 and os.path.isfile(recording) and os.path.getsize(recording):
-        archive = recording.rsplit(".", 2)[0]
+        archive = _RECORDING.fullmatch(recording)["archive"]
         os.replace(recording, archive)
         print(f"JVM classes recorded for the next commands (once per Java and jar set): {archive}", file=sys.stderr)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,13 +70,13 @@ def dbt(args: list[str], work: Path, env: dict[str, str], reuse_parse: bool = Fa
 def lake_tables(args: list[str], env: dict[str, str]) -> dict[str, str]:
     """On DuckDB the pipeline passes the lake tables' metadata files in NLP_LAKE_TABLES
     (spark_jobs/warehouse.py); the tests do the same, unless they set it themselves."""
-    from spark_jobs import tables
+    from spark_jobs import warehouse
     from tests.dbt.lake_fixture import lake_settings
 
     if env.get("NLP_DBT_TARGET", "local") != "local" or not env.get("NLP_LAKE_ROOT") or not args \
-            or args[0] in ("parse", "run-operation") or "NLP_LAKE_TABLES" in env:
+            or args[0] in ("parse", "run-operation") or warehouse.LAKE_TABLES in env:
         return {}
-    return {"NLP_LAKE_TABLES": json.dumps(tables.metadata_locations(lake_settings(Path(env["NLP_LAKE_ROOT"]))))}
+    return warehouse.lake_tables_env(lake_settings(Path(env["NLP_LAKE_ROOT"])))
 
 
 def release_duckdb() -> None:

@@ -370,8 +370,10 @@ def test_the_pipelines_build_leaves_the_unit_tests_to_make_test(tmp_path):
     lake_root = tmp_path / "lake"
     write_lake(lake_root)
     settings = make_settings(tmp_path, lake_root=str(lake_root))
+    results_file = PROJECT / "target" / "run_results.json"   # where the stage's build writes its results
+    results_file.unlink(missing_ok=True)
     record = warehouse_stage.run(settings)
     assert record.status == "succeeded"
-    results = json.loads((PROJECT / "target" / "run_results.json").read_text())  # the stage's own build
+    results = json.loads(results_file.read_text())
     kinds = Counter(r["unique_id"].split(".")[0] for r in results["results"])
     assert kinds["model"] == 24 and kinds["test"] >= 80 and "unit_test" not in kinds, kinds
