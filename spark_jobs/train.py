@@ -34,19 +34,67 @@ def fit(pipeline, train: DataFrame, through=lambda model: model):
     A plain Pipeline.fit hands the classifier an uncached lineage, and logistic regression reads it
     more than once (label metadata, then the optimisation): the MiniLM embeddings would be computed
     twice. Same fitted stages, one pass of the encoder. `through` wraps the fitted feature stages
-    (embedding_store.with_store: the vectors of texts encoded before are read, not computed)."""
-    from pyspark.ml import Pipeline, PipelineModel
+    (embedding_store.with_store: the vectors of texts encoded before are read, not computed).
+
+    Feature stages that learn from the data (TF-IDF's CountVectorizer and IDF) read it once each,
+    and the classifier's input reads it again: the text stages before them (Spark NLP's tokenizer)
+    would run three times. Their output is cached once instead (`fit_feature_stages`)."""
+    from pyspark.ml import PipelineModel
 
     *feature_stages, classifier = pipeline.getStages()
-    features = Pipeline(stages=feature_stages).fit(train)
     # only what the classifier reads is cached (not the texts or the NLP annotations)
-    featured = through(features).transform(train).select(
-        *dict.fromkeys([classifier.getFeaturesCol(), classifier.getLabelCol(), classifier.getWeightCol()])).persist()
+    wanted = list(dict.fromkeys([classifier.getFeaturesCol(), classifier.getLabelCol(), classifier.getWeightCol()]))
+    fitted, texts, featurised = fit_feature_stages(feature_stages, train, wanted)
+    features = PipelineModel(stages=fitted)
+    # No stage read the data to fit (the MiniLM encoder): the classifier's input goes through `through`,
+    # the embeddings table. No pipeline has both an encoder and such a stage.
+    if texts is None:
+        featurised = through(features).transform(train)
+    featured = featurised.select(*wanted).persist()
     try:
         head = classifier.fit(featured)
     finally:
         featured.unpersist()
+        if texts is not None:
+            texts.unpersist()
     return PipelineModel(stages=[*features.stages, head])
+
+
+def fit_feature_stages(stages: list, train: DataFrame, wanted: list[str]):
+    """Fits `stages` in order, each on the output of those before it, as Pipeline.fit does, except
+    that the frame the first Spark ML estimator reads is cached (only the columns it and the later
+    stages read, and `wanted`). -> (fitted stages, that cached frame or None when no stage reads the
+    data to fit, the last stage's output). Spark NLP's annotator approaches (Tokenizer, Normalizer)
+    fit from their parameters alone, without a pass over the data."""
+    from pyspark.ml import Estimator
+    from sparknlp.common import AnnotatorApproach
+
+    frame, fitted, texts = train, [], None
+    for i, stage in enumerate(stages):
+        if texts is None and isinstance(stage, Estimator) and not isinstance(stage, AnnotatorApproach):
+            read = columns_read(stages[i:])
+            texts = frame.select(*[c for c in frame.columns if read is None or c in read or c in wanted]).persist()
+            frame = texts
+        model = stage.fit(frame) if isinstance(stage, Estimator) else stage
+        fitted.append(model)
+        frame = model.transform(frame)
+    return fitted, texts, frame
+
+
+def columns_read(stages: list) -> set[str] | None:
+    """The input columns `stages` name (inputCol, inputCols), or None when one may read any column
+    (a SQL statement)."""
+    from pyspark.ml.feature import SQLTransformer
+
+    read: set[str] = set()
+    for stage in stages:
+        if isinstance(stage, SQLTransformer):
+            return None
+        for param in ("inputCol", "inputCols"):
+            if stage.hasParam(param) and stage.isDefined(param):
+                value = stage.getOrDefault(param)
+                read.update([value] if isinstance(value, str) else value)
+    return read
 
 
 def data_fingerprint(df: DataFrame) -> str:
