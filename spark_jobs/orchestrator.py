@@ -11,7 +11,6 @@ Each stage is idempotent, so running the whole thing twice changes no counts.
 """
 from __future__ import annotations
 
-import importlib
 import os
 import threading
 import time
@@ -41,8 +40,10 @@ def run_pipeline(settings: Settings, log=print) -> list[RunRecord]:
         raise StageStopped(f"nothing to do: no landed batch for {settings.date or 'any date'} under {lake.zone('raw')}",
                            exit_code=ExitCode.BAD_SETTING, status=RunStatus.FAILED)
 
-    # The model registry's client takes a second or two to import: it does while the JVM starts.
-    threading.Thread(target=importlib.import_module, args=("mlflow",), daemon=True).start()
+    # The model registry's client takes a second or two to import, and a new SQLite store as long to
+    # create its tables: both happen while the JVM starts and ingest runs.
+    registry_opened = threading.Thread(target=registry.open_store, args=(settings,), daemon=True)
+    registry_opened.start()
     spark = get_spark(settings, record_classes=True)
     migration.migrate(settings, spark, log=log)
     scored: list[str] = []
@@ -50,6 +51,7 @@ def run_pipeline(settings: Settings, log=print) -> list[RunRecord]:
     for date in dates:
         if settings.date or date not in committed:
             records.append(ingest.run(spark, settings, date))
+    registry_opened.join()  # two threads must not create one store's tables at once
     if registry.champion(settings) is None:  # first run: learn from every batch at hand
         records += train.run(spark, settings, dates[-1])
     for date in dates:

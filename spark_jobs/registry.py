@@ -110,6 +110,13 @@ def champion(settings: Settings) -> ModelRef | None:
     return model_by_alias(settings, CHAMPION)
 
 
+def open_store(settings: Settings) -> None:
+    """Imports MLflow and opens the store (a new SQLite store creates its tables first), for a caller
+    to run beside other work; a store that cannot be used is left to the next call to report."""
+    with contextlib.suppress(Exception):
+        champion(settings)
+
+
 def set_alias(settings: Settings, alias: str, version: str) -> None:
     client(settings).set_registered_model_alias(settings.model_name, alias, str(version))
 
