@@ -73,13 +73,22 @@ def quantised_copy(folder: str, cache: str) -> str:
     target = os.path.join(cache, os.path.basename(os.path.normpath(folder)) + "-int8")
     model = os.path.join(target, "model.onnx")
     if not os.path.isfile(model):
-        tmp = target + ".tmp"
+        tmp = f"{target}.{os.getpid()}.tmp"  # two first runs at once each make their own
         shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(folder, tmp, ignore=shutil.ignore_patterns("model.onnx"))
+        # the files' bytes, not their modes: a read-only model folder must not make a read-only copy
+        for root, _, files in os.walk(folder):
+            into = os.path.join(tmp, os.path.relpath(root, folder))
+            os.makedirs(into, exist_ok=True)
+            for name in files:
+                if (root, name) != (folder, "model.onnx"):
+                    shutil.copyfile(os.path.join(root, name), os.path.join(into, name))
         quantize_dynamic(os.path.join(folder, "model.onnx"), os.path.join(tmp, "model.onnx"),
                          weight_type=QuantType.QInt8)
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(tmp, target)
+        if os.path.isfile(model):  # another process finished first: its copy is the same
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(tmp, target)
     return target
 
 

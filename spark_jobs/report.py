@@ -23,7 +23,7 @@ import os
 import sys
 from dataclasses import fields
 
-from . import metrics, report_inputs
+from . import metrics, nlp, report_inputs
 from .runlog import RunRecord, StageStopped, stage_run
 from .settings import Settings, SettingsError
 from .vocabulary import ExitCode, RunStatus
@@ -48,7 +48,8 @@ def parameters(settings: Settings, date: str, out_dir: str) -> dict:
         "lake_root": settings.path("lake_root"),
         "mlflow_uri": settings.mlflow_uri,
         "model_name": settings.model_name,
-        "embeddings_model_dir": settings.path("embeddings_model_dir"),
+        # the file the encoder loads (the int8 copy by default): the drift's vectors are the pipeline's kind
+        "embeddings_model_dir": nlp.embeddings_model_folder(settings),
         "sample_size": settings.report_sample_size,
         "segment_min_rows": settings.report_segment_min_rows,
         "pricing_file": settings.path("report_pricing_file"),

@@ -87,8 +87,12 @@ class Settings:
         default=1,
     )
     max_sentence_length: int = _doc("word pieces per text fed to the encoder", default=256)
-    onnx_int8: bool = _doc("score with a dynamically int8-quantised copy of the ONNX model (CPU speed-up)",
-                           default=False)
+    onnx_int8: bool = _doc(
+        "encode with a dynamically int8-quantised copy of the ONNX model, made once under .cache/models (CPU: "
+        "nearly twice the rate with VNNI, the same macro-F1 on the frozen split, benchmarks/README.md); false: "
+        "the fp32 model as it is (needed with gpu)",
+        default=True,
+    )
     embeddings_store: bool = _doc(
         "keep each text's sentence embedding in the lake's embeddings table (about 1.5 KB a document) so that "
         "training, shadow scoring, retraining and the promotion gate encode a text once per encoder",
@@ -295,6 +299,9 @@ class Settings:
         if self.retrain_history_days < 0 or self.retrain_min_labelled_rows < 1 or self.report_segment_min_rows < 1:
             raise SettingsError("settings retrain_history_days >= 0, retrain_min_labelled_rows >= 1 and "
                                 "report_segment_min_rows >= 1 are required")
+        if self.gpu and self.onnx_int8:
+            raise SettingsError("setting onnx_int8=true with gpu=true: the int8 copy's quantised operators run on "
+                                "the CPU; set NLP_ONNX_INT8=false to encode with the fp32 model on the GPU")
         if self.embeddings_batch_size < 1 or self.max_sentence_length < 8:
             raise SettingsError("settings embeddings_batch_size >= 1 and max_sentence_length >= 8 are required")
         return self

@@ -70,6 +70,7 @@ def test_run_uploads_the_artifacts_follows_the_execution_and_prints_the_measured
     for line in ("NLP_TARGET=emr", "NLP_LAKE_ROOT=s3a://nlp-test-bucket/lake", "NLP_DBT_TARGET=athena",
                  "NLP_ATHENA_WORKGROUP=nlp-batch", "NLP_ATHENA_SCHEMA=nlp_marts", "NLP_LAKE_SCHEMA=nlp_lake",
                  shlex.join([f"EMR_REGISTRY_SECRET_ARN={outputs['RegistrySecretArn']}"]), "NLP_GPU=true",
+                 "NLP_ONNX_INT8=false",  # the gpu profile's: the int8 default's operators run on the CPU
                  f"NLP_CODE_VERSION={version}", "NLP_CLOUDWATCH_METRICS=true", "NLP_CLOUDWATCH_NAMESPACE=nlp-batch",
                  "NLP_AWS_REGION=us-east-1"):
         assert line in env, line

@@ -37,6 +37,7 @@ def test_a_lake_on_s3_with_the_local_catalog_needs_its_sqlite_file_named():
     ({"NLP_TARGET": "k8s"}, "target"),
     ({"NLP_GPU": "maybe"}, "NLP_GPU"),
     ({"NLP_CRITICAL_MAX_FAILING_SHARE": "1.5"}, "critical_max_failing_share"),
+    ({"NLP_GPU": "true"}, "NLP_ONNX_INT8=false"),   # the int8 default's operators run on the CPU only
 ])
 def test_bad_values_fail_with_one_line_naming_the_setting(env, named):
     with pytest.raises(S.SettingsError) as err:
@@ -69,7 +70,7 @@ def test_every_nlp_variable_dbt_reads_is_a_setting_or_declared_external():
 
 
 def test_as_env_round_trips():
-    s = S.load(env={}, replay_days=2, gpu=True)
+    s = S.load(env={}, replay_days=2, gpu=True, onnx_int8=False)
     assert S.load(env=s.as_env()) == s
 
 
