@@ -10,8 +10,9 @@ the wall time, with every count and the champion's metrics unchanged).
 Each side runs `python -m spark_jobs run` (what `make run` runs once `make setup` is done) in its own
 tree (the baseline commit as a detached worktree under benchmarks/.work/, as lake_format_benchmark.py
 does), with every output (lake, MLflow store and artifacts, warehouse, reports) in a fresh folder of
-its own: the corpus replayed as days, ingest, training of the champion and the challenger, scoring with
-both, dbt, the reports. Both use the same venv, jars, corpus and model; PYTHONPATH puts the tree's
+its own, and without the tree's int8 copy of the model (`.cache/models`, which the run makes): the
+corpus replayed as days, ingest, training of the champion and the challenger, scoring with both,
+dbt, the reports. Both use the same venv, jars, corpus and model; PYTHONPATH puts the tree's
 code first, for the report notebook's kernel too. The sides alternate, baseline first.
 
 Results: benchmarks/results/<name>.json, with each run's per-stage seconds, its table counts and the
@@ -36,6 +37,8 @@ from benchmarks.lake_format_benchmark import baseline_tree  # noqa: E402
 def fresh_run(tree: str, work: str) -> dict:
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
+    # a fresh checkout has no int8 copy of the model yet (nlp.quantised_copy): the run makes its own
+    shutil.rmtree(os.path.join(tree, ".cache", "models"), ignore_errors=True)
     current = common.settings()
     env = {**os.environ, "PYTHONPATH": tree,
            "NLP_LAKE_ROOT": os.path.join(work, "lake"),
