@@ -17,6 +17,12 @@ _recording: str | None = None  # the file this process's JVM writes its class-da
 def spark_conf(settings: Settings, record_classes: bool = False) -> dict[str, str]:
     """The session's configuration. record_classes: where no class-data archive exists yet, the JVM
     writes one of the classes it loaded when it exits (`finish` puts it in place)."""
+    return _configured(settings, record_classes)[0]
+
+
+def _configured(settings: Settings, record_classes: bool) -> tuple[dict[str, str], str | None]:
+    """spark_conf, and the file the JVM records its class-data archive to (None: it records none)."""
+    recording = None
     conf = {
         "spark.app.name": "nlp-batch",
         "spark.driver.memory": settings.spark_driver_memory,
@@ -59,7 +65,8 @@ def spark_conf(settings: Settings, record_classes: bool = False) -> dict[str, st
         if archive and os.path.isfile(archive):
             java_options += [f"-XX:SharedArchiveFile={archive}", "-Xlog:cds*=off"]
         elif archive and record_classes:
-            java_options += [f"-XX:ArchiveClassesAtExit={_recording_file(archive)}", "-Xlog:cds*=off"]
+            recording = _recording_file(archive)
+            java_options += [f"-XX:ArchiveClassesAtExit={recording}", "-Xlog:cds*=off"]
         if java_options:
             conf["spark.driver.extraJavaOptions"] = " ".join(java_options)
     if settings.lake_root.startswith("s3a://"):
@@ -72,7 +79,7 @@ def spark_conf(settings: Settings, record_classes: bool = False) -> dict[str, st
     if settings.gpu:
         conf["spark.executor.resource.gpu.amount"] = "1"
         conf["spark.task.resource.gpu.amount"] = str(settings.gpu_task_amount)
-    return conf
+    return conf, recording
 
 
 def get_spark(settings: Settings, record_classes: bool = False):
@@ -87,9 +94,7 @@ def get_spark(settings: Settings, record_classes: bool = False):
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         if settings.spark_master.startswith("local"):
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # one machine: bind to loopback, say nothing
-    conf = spark_conf(settings, record_classes)
-    options = conf.get("spark.driver.extraJavaOptions", "").split()
-    recording = next((o.split("=", 1)[1] for o in options if o.startswith("-XX:ArchiveClassesAtExit=")), None)
+    conf, recording = _configured(settings, record_classes)
     if recording:
         _start_recording(recording)
     builder = SparkSession.builder.master(settings.spark_master)

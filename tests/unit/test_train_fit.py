@@ -8,12 +8,14 @@ from tests.conftest import CORPUS, MODEL_DIR, make_settings, need
 
 
 def _labelled(spark, rows: int):
+    from pyspark.sql import functions as F
+
     reviews = pd.read_csv(CORPUS, nrows=rows).fillna({"Title": "", "Review Text": ""})
-    labels = [nlp.LABELS[0] if r <= 2 else nlp.LABELS[1] if r == 3 else nlp.LABELS[2] for r in reviews["Rating"]]
     df = spark.createDataFrame(
-        [(f"r{i}", t, x, lab) for i, (t, x, lab) in enumerate(zip(reviews["Title"], reviews["Review Text"], labels))],
-        "review_id string, title string, text string, label string").repartition(2, "review_id")
-    return train.with_class_weights(df, "balanced")
+        [(f"r{i}", t, x, int(r)) for i, (t, x, r) in enumerate(zip(reviews["Title"], reviews["Review Text"],
+                                                                    reviews["Rating"]))],
+        "review_id string, title string, text string, rating int").repartition(2, "review_id")
+    return train.with_class_weights(df.withColumn("label", nlp.label_of_rating(F.col("rating"))), "balanced")
 
 
 def test_the_tfidf_fit_is_pipeline_fits_with_the_tokens_cached_once(spark, tmp_path):
