@@ -51,6 +51,7 @@ def parameters(settings: Settings, date: str, out_dir: str) -> dict:
         # the file the encoder loads (the int8 copy by default): the drift's vectors are the pipeline's kind
         "embeddings_model_dir": nlp.embeddings_model_folder(settings),
         "sample_size": settings.report_sample_size,
+        "text_sample": settings.report_text_sample,
         "segment_min_rows": settings.report_segment_min_rows,
         "pricing_file": settings.path("report_pricing_file"),
         "emr_profile": settings.emr_profile,

@@ -48,9 +48,15 @@ QUERIES: dict[str, tuple[str, dict[str, str]]] = {
         "where is_current and ingest_date between cast(:first_date as date) and cast(:run_date as date)",
         {"d": "str", "source": "str", "department": "str", "product_id": "str", "label": "str",
          "confidence": "float"}),
+    # At most :per_date texts of each date, the first by text hash: a sample that is the same on every
+    # run and engine, and a read that does not grow with the day (a million texts would not fit a week).
     "documents": (
-        "select cast(ingest_date as varchar) as d, text, text_hash from {marts}.stg_documents "
-        "where ingest_date between cast(:first_date as date) and cast(:last_date as date)",
+        "select d, text, text_hash from ("
+        "select cast(ingest_date as varchar) as d, text, text_hash, "
+        "row_number() over (partition by ingest_date order by text_hash, review_id) as n "
+        "from {marts}.stg_documents "
+        "where ingest_date between cast(:first_date as date) and cast(:last_date as date)) as ranked "
+        "where n <= :per_date",
         {"d": "str", "text": "str", "text_hash": "str"}),
     "flags": (
         "select metric, value from {marts}.mart_monitoring_metrics "
@@ -322,19 +328,21 @@ class ReportData:
 
 
 def load(wh: Warehouse, run_date: str, baseline_days: int, mlflow_uri: str, model_name: str,
-         lake_root: str) -> ReportData:
-    """Everything the report's sections compute from, read once, in a fixed order."""
+         lake_root: str, text_sample: int) -> ReportData:
+    """Everything the report's sections compute from, read once, in a fixed order. The texts are a
+    sample: at most `text_sample` of each date (QUERIES["documents"])."""
     window = window_of(wh.frame("scored_dates").d.tolist(), run_date, baseline_days)
     version = int(wh.frame("model_version", run_date=run_date).v[0])
     span = {"first_date": window.dates[0], "run_date": run_date}
     # The registry's client takes seconds to import: it does while the warehouse answers.
     with ThreadPoolExecutor(1) as pool:
         asked = pool.submit(lineage, mlflow_uri, model_name, version)
-        docs = wh.frame("documents", first_date=window.dates[0], last_date=run_date)
+        docs = wh.frame("documents", first_date=window.dates[0], last_date=run_date, per_date=text_sample)
         predictions = wh.frame("predictions", **span)
         lin = asked.result()
     training = lin.training_dates
-    train_docs = (wh.frame("documents", first_date=training[0], last_date=training[-1]) if training
+    train_docs = (wh.frame("documents", first_date=training[0], last_date=training[-1], per_date=text_sample)
+                  if training
                   else pd.DataFrame(columns=["d", "text", "text_hash"]))
     flags = wh.frame("flags", run_date=run_date, version=version)
     return ReportData(

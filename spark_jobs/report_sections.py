@@ -181,7 +181,9 @@ def drift(predictions: pd.DataFrame, documents: pd.DataFrame, training_documents
           segment_min_rows: int = 30) -> Section:
     """The day against the baseline (PSI of confidence and text length, JS distance of the label mix
     and the tokens) and against the model's training data (out-of-vocabulary rate; cosine distance of
-    the day's mean sentence embedding from the training centroid, when `embed` is given)."""
+    the day's mean sentence embedding from the training centroid, when `embed` is given). The text
+    statistics use the texts given, which may be a sample of each date (report_inputs.load): the
+    metrics say how many of the day's were read (`n_texts_read`)."""
     preds = _in(predictions, window.dates)
     day, base = preds[preds.d == window.run_date], _in(preds, window.baseline)
     day_docs, base_docs = documents[documents.d == window.run_date], _in(documents, window.baseline)
@@ -211,13 +213,14 @@ def drift(predictions: pd.DataFrame, documents: pd.DataFrame, training_documents
     metrics["unseen_tokens"] = [w for w, _ in unseen]
     metrics["unseen_token_counts"] = [n for _, n in unseen]
     metrics["segments"] = segment_drift(preds, window, segment_min_rows)
+    metrics["n_texts_read"] = len(day_docs)
     measured = ", ".join(f"{DRIFT_STATISTICS[k]} {v:.3g}" for k, v in metrics.items()
                          if k in DRIFT_STATISTICS and v is not None)
     verdict = (f"No drift: every statistic below its warning threshold ({measured})."
                + ("" if window.baseline else " PSI and JS distances start with the next date (no earlier date yet)."))
     return Section("drift", metrics, _alerts("drift", metrics, rules), verdict,
                    {"day_lengths": day_docs.text.str.len(), "baseline_lengths": base_docs.text.str.len(),
-                    "projection": projection, "unseen": unseen})
+                    "projection": projection, "unseen": unseen, "texts": (len(day_docs), len(day))})
 
 
 # --- 4. model quality --------------------------------------------------------------------------------------
@@ -423,6 +426,14 @@ def alerts_html(alerts: Sequence[M.Alert]) -> str:
         return badge("ok", "No alerts.")
     frame = pd.DataFrame([a.as_dict() for a in alerts]).assign(section=lambda f: f.section.map(TITLES))
     return table_html(frame[["severity", "section", "metric", "value", "threshold", "message"]])
+
+
+def text_sample_html(read: int, scored: int) -> str:
+    """Says that the text statistics come from a sample, when they do."""
+    if read >= scored:
+        return ""
+    return (f"<p>Text statistics from {read:,} of the day's {scored:,} texts: the first by text hash, the same "
+            "texts on every run (setting report_text_sample).</p>")
 
 
 def words_html(unseen: Sequence[tuple[str, int]]) -> str:

@@ -174,6 +174,9 @@ class Settings:
                                      default=7)
     report_sample_size: int = _doc("texts per day, and from the champion's training dates, embedded for the "
                                    "embedding drift", default=128)
+    report_text_sample: int = _doc("texts of each date the report reads for its text statistics (token, length "
+                                   "and embedding drift, out-of-vocabulary rate): the first by text hash, the "
+                                   "same on every run; a day with fewer is read whole", default=20_000)
     report_sns_topic_arn: str = _doc("SNS topic the report publishes its alerts to (empty = none)", default="")
     report_pricing_file: str = _doc("instance prices for the cost estimate; the cluster profile is emr_profile "
                                     "in profiles.json beside it", default="emr/pricing.json")
@@ -293,6 +296,9 @@ class Settings:
                 raise SettingsError(f"setting train_pipelines: unknown pipeline {name!r} (known: {', '.join(PIPELINES)})")
         if self.class_weighting not in ("balanced", "none"):
             raise SettingsError(f"setting class_weighting={self.class_weighting!r}: expected 'balanced' or 'none'")
+        if self.report_text_sample < self.report_sample_size:
+            raise SettingsError(f"setting report_text_sample={self.report_text_sample}: expected at least "
+                                f"report_sample_size={self.report_sample_size} (the texts embedded come from it)")
         for name in ("retrain_window_days", "retrain_cooldown_days"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"setting {name} must be at least 1")

@@ -15,7 +15,7 @@ from spark_jobs import report_inputs
 from tests.dbt.lake_fixture import DATES
 
 # The second date: labelled (confusion), scored by v1 with a challenger in shadow, with flags.
-PARAMS = {"run_date": DATES[1], "first_date": DATES[0], "last_date": DATES[1], "version": 1}
+PARAMS = {"run_date": DATES[1], "first_date": DATES[0], "last_date": DATES[1], "version": 1, "per_date": 3}
 
 
 def params_of(name: str) -> dict:
@@ -104,6 +104,21 @@ def test_read_as_athena_sql_each_statement_gives_duckdbs_answer(built):
         got, want = run(built, athena_as_duckdb, name), run(built, sql, name)
         pd.testing.assert_frame_equal(got.sort_values(list(got.columns)).reset_index(drop=True),
                                       want.sort_values(list(want.columns)).reset_index(drop=True), obj=name)
+
+
+def test_the_documents_are_the_first_of_each_date_by_text_hash(built):
+    """The report's texts: at most per_date of each date, the first by text hash (then review id), the
+    same on every run; a date with fewer is read whole."""
+    every = built.execute("select cast(ingest_date as varchar) as d, review_id, text, text_hash "
+                          "from stg_documents").fetch_df()
+    wh = report_inputs.Warehouse("duckdb", built, "main")
+    for per_date in (1, 3, len(every)):
+        got = wh.frame("documents", first_date=DATES[0], last_date=DATES[1], per_date=per_date)
+        want = (every[every.d.isin(DATES[:2])].sort_values(["d", "text_hash", "review_id"])
+                .groupby("d").head(per_date))
+        assert sorted(zip(got.d, got.text_hash, got.text)) == sorted(zip(want.d, want.text_hash, want.text))
+        in_window = every[every.d.isin(DATES[:2])].groupby("d").size()
+        assert got.groupby("d").size().to_dict() == in_window.clip(upper=per_date).to_dict()
 
 
 def test_the_dbt_profile_names_the_connection(tmp_path):

@@ -299,7 +299,7 @@ def test_the_report_on_the_athena_target_reads_through_pyathena_and_gives_the_sa
         assert stop.exit_code == ExitCode.CRITICAL_ALERT
     wh = report_inputs.connect(report_inputs.connection_of(on_duckdb))
     report_inputs.load(wh, day, settings.report_baseline_days, settings.mlflow_uri, settings.model_name,
-                       settings.path("lake_root"))
+                       settings.path("lake_root"), settings.report_text_sample)
     sent_on_duckdb = [sql.replace("main.", "nlp_marts.") for _, sql in wh.history]
     answers = []
     for _, sql in wh.history:

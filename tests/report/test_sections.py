@@ -146,6 +146,19 @@ def test_drift_is_near_zero_for_the_same_texts_and_critical_for_others():
     assert drifted.metrics["embedding_distance"] == pytest.approx(1.0)
     assert drifted.metrics["unseen_tokens"][:3] == ["united", "flight", "delayed"]
     assert drifted.plot["projection"] is not None
+    assert same.metrics["n_texts_read"] == 200 and S.text_sample_html(*same.plot["texts"]) == ""
+
+
+def test_drift_says_when_its_text_statistics_come_from_a_sample_of_the_day():
+    """report_inputs.load reads at most report_text_sample texts of a date: the section counts what it
+    read against the day's predictions, and says so."""
+    texts = [f"soft dress number {i}" for i in range(50)]
+    preds = predictions([0.9] * 200)
+    section = S.drift(preds, documents(texts, texts), documents(texts, [])[:0], WINDOW, RULES)
+    assert section.metrics["n_texts_read"] == 50 and section.plot["texts"] == (50, 200)
+    assert S.text_sample_html(*section.plot["texts"]) == (
+        "<p>Text statistics from 50 of the day's 200 texts: the first by text hash, the same texts on every run "
+        "(setting report_text_sample).</p>")
 
 
 def test_drift_without_a_baseline_or_training_dates_measures_what_it_can():

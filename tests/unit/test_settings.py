@@ -38,6 +38,7 @@ def test_a_lake_on_s3_with_the_local_catalog_needs_its_sqlite_file_named():
     ({"NLP_GPU": "maybe"}, "NLP_GPU"),
     ({"NLP_CRITICAL_MAX_FAILING_SHARE": "1.5"}, "critical_max_failing_share"),
     ({"NLP_GPU": "true"}, "NLP_ONNX_INT8=false"),   # the int8 default's operators run on the CPU only
+    ({"NLP_REPORT_TEXT_SAMPLE": "100"}, "report_text_sample=100"),   # fewer than the 128 texts embedded
 ])
 def test_bad_values_fail_with_one_line_naming_the_setting(env, named):
     with pytest.raises(S.SettingsError) as err:
