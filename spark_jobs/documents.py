@@ -7,7 +7,7 @@ that is not UTF-8 at all is read as cp1252), a truncated last line. Bytes that h
 record (a gzip stream cut before its end, a Parquet file that cannot be read) become one placeholder
 row with `unreadable` set: it is quarantined and the census (census.py) tells how much was lost.
 `clean` normalises the text fields. The ingest job runs both inside Spark (mapInPandas), one file per
-task.
+task, through `read_file`.
 
 Most files need no repair, and those are read a column at a time: a CSV file whose bytes are clean
 UTF-8 goes through Arrow's CSV reader (`_parse_csv_arrow`), and `clean` calls the per-value cleaner
@@ -25,6 +25,7 @@ import re
 import unicodedata
 import zlib
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -140,13 +141,38 @@ def _record(values: dict, found: dict, missing: list[str], path: str, line: int,
 
 
 def parse_file(path: str, data: bytes, spec: dict):
-    """Yields pandas frames of canonical records (strings) for one landed file."""
-    for frame in _parse(path, data, spec):
+    """Yields pandas frames of canonical records (strings) for one landed file, each record with its
+    raw form (`raw_record`)."""
+    for frame, raw_of in _parsed(path, data, spec):
+        if raw_of is not None:
+            frame["raw_record"] = raw_of(frame.index.to_numpy())
+        yield frame
+
+
+def read_file(path: str, data: bytes, spec: dict, max_text_chars: int,
+              needs_raw: Callable[[pd.DataFrame], np.ndarray]):
+    """parse_file's frames cleaned (`clean`), with the raw record only of the records `needs_raw`
+    marks on the cleaned frame (ingest: those the gate may quarantine, the only ones that keep it).
+    The column-at-a-time reader builds the raw records last, for those rows alone: building them for
+    every record of a clean file cost as much as a copy of its texts, all the way into Spark's cache."""
+    for frame, raw_of in _parsed(path, data, spec):
+        out = clean(frame, max_text_chars)
+        if raw_of is not None:
+            needed = np.asarray(needs_raw(out), dtype=bool)
+            if needed.any():
+                out.loc[needed, "raw_record"] = raw_of(out.index.to_numpy()[needed])
+        yield out
+
+
+def _parsed(path: str, data: bytes, spec: dict):
+    """(frame, raw_of) for each frame of the file: raw_of(rows) gives the raw records of the frame's
+    rows with those index labels, or is None when the frame holds its raw records already."""
+    for frame, raw_of in _parse(path, data, spec):
         prefix = spec.get("id_prefix") or ""
         if prefix:  # ids from different sources must not collide; a blank id stays blank
             ids = frame["review_id"]
             frame["review_id"] = ids.where(ids.isna() | (ids.str.strip() == ""), prefix + ids.str.strip())
-        yield frame
+        yield frame, raw_of
 
 
 def _parse(path: str, data: bytes, spec: dict):
@@ -155,27 +181,28 @@ def _parse(path: str, data: bytes, spec: dict):
     notes = [] if complete else ["gzip stream truncated"]
     fmt = spec["format"]
     if fmt == "parquet":
-        yield from _parse_parquet(path, data, spec, notes)
+        yield from ((frame, None) for frame in _parse_parquet(path, data, spec, notes))
     else:
         decoded = decode(data)
         note = "; ".join(notes + decoded.notes) or None
         if fmt == "csv" and note is None:  # bytes that needed no repair: try Arrow's reader first
-            frames = _parse_csv_arrow(path, data, decoded.text, spec)
-            if frames is not None:
-                yield from frames
+            read = _parse_csv_arrow(path, data, decoded.text, spec)
+            if read is not None:
+                frames, raw_of = read
+                yield from ((frame, raw_of) for frame in frames)
                 return
         parser = _parse_csv if fmt == "csv" else _parse_jsonl
         batch = []
         for rec in parser(path, decoded.text, spec, note):
             batch.append(rec)
             if len(batch) >= CHUNK:
-                yield _frame(batch)
+                yield _frame(batch), None
                 batch = []
         if batch:
-            yield _frame(batch)
+            yield _frame(batch), None
     if not complete:  # the cut-off rest of the file stands as one unreadable row
         yield _frame([_record({}, {}, [], path, 0, None, f"<{size:,} compressed bytes; {len(data):,} bytes "
-                              "readable before the cut>", None, unreadable=CUT_STREAM)])
+                              "readable before the cut>", None, unreadable=CUT_STREAM)]), None
 
 
 def csv_dialect(spec: dict) -> tuple[str, str]:
@@ -224,12 +251,14 @@ def _line_breaks(values: pa.Array, carriage_returns: bool) -> pa.Array | int:
     return pc.subtract(pc.add(n, r), rn)
 
 
-def _parse_csv_arrow(path: str, data: bytes, text: str, spec: dict) -> list[pd.DataFrame] | None:
+def _parse_csv_arrow(path: str, data: bytes, text: str, spec: dict) -> tuple[list[pd.DataFrame], Callable] | None:
     """The records `_parse_csv` gives, read by Arrow's CSV reader (vectorised, C++), for a file that
-    needs no repair (`data` its bytes, `text` their decoded text); None sends the file to the forgiving parser: a row of the wrong width, a cut or
-    unterminated last record, a blank line (its line numbers), a header that repeats a name. Line
-    numbers are counted from the line breaks inside the values, and the sum is checked against the
-    file's own: a file split any other way than the forgiving parser would split it goes there."""
+    needs no repair (`data` its bytes, `text` their decoded text), as frames without their raw records
+    and the function that builds them (`_parsed`); None sends the file to the forgiving parser: a row
+    of the wrong width, a cut or unterminated last record, a blank line (its line numbers), a header
+    that repeats a name. Line numbers are counted from the line breaks inside the values, and the sum
+    is checked against the file's own: a file split any other way than the forgiving parser would
+    split it goes there."""
     import pyarrow.csv as pacsv
 
     delimiter, quote = csv_dialect(spec)
@@ -272,10 +301,14 @@ def _parse_csv_arrow(path: str, data: bytes, text: str, spec: dict) -> list[pd.D
     out["source_line"] = first_lines.astype("int64")
     out["parse_error"] = None
     out["missing_columns"] = ", ".join(missing) or None
-    out["raw_record"] = _json_objects(header, body)
-    out["decode_note"] = out["unreadable"] = None
+    out["raw_record"] = out["decode_note"] = out["unreadable"] = None
     out = out[[*CANONICAL, *META]]
-    return [out.iloc[i: i + CHUNK] for i in range(0, len(out), CHUNK)]
+
+    def raw_of(rows: np.ndarray) -> np.ndarray:
+        picked = pa.array(rows, pa.int64())
+        return _json_objects(header, [c.take(picked) for c in body])
+
+    return [out.iloc[i: i + CHUNK] for i in range(0, len(out), CHUNK)], raw_of
 
 
 def _json_objects(keys: list[str], columns: list[pa.Array]) -> np.ndarray:

@@ -71,8 +71,7 @@ def parse_source(spark: SparkSession, folder: str, spec: dict, max_text_chars: i
     def parse(batches):
         for files in batches:
             for path, data in _with_bytes(files):
-                for frame in documents.parse_file(path, data, spec):
-                    yield documents.clean(frame, max_text_chars)
+                yield from documents.read_file(path, data, spec, max_text_chars, quality.may_fail)
 
     return landed_files(spark, folder).mapInPandas(parse, CLEANED_SCHEMA)
 

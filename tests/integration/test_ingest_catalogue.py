@@ -213,6 +213,7 @@ def test_bad_input(spark, tmp_path, sources_file, case):
         assert Counter(r for rs in quarantine.reasons for r in rs) == Counter(case.reasons)
     unreadable = quarantine.reasons.map(lambda rs: "unreadable" in rs)
     assert quarantine.source_file.notna().all() and (quarantine.source_line[~unreadable] > 0).all()
+    assert quarantine.raw_record.notna().all()   # what was landed, for every record set aside
     if case.check:
         assert case.check(curated), curated[["review_id", "text"]].to_dict("records")
 

@@ -140,8 +140,13 @@ def forgiving(data: bytes, spec=CSV) -> pd.DataFrame:
 
 
 def arrow(data: bytes, spec=CSV) -> pd.DataFrame | None:
-    frames = D._parse_csv_arrow("f", data, D.decode(data).text, spec)
-    return None if frames is None else pd.concat(frames).reset_index(drop=True)
+    read = D._parse_csv_arrow("f", data, D.decode(data).text, spec)
+    if read is None:
+        return None
+    frames, raw_of = read
+    out = pd.concat(frames)
+    out["raw_record"] = raw_of(out.index.to_numpy())
+    return out.reset_index(drop=True)
 
 
 def generated_csv(rng, rows: int) -> bytes:
@@ -195,6 +200,22 @@ def test_the_real_corpora_take_the_fast_path_with_the_same_records(source, path)
     got = arrow(data, spec)
     assert got is not None
     pd.testing.assert_frame_equal(got, forgiving(data, spec))
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_read_file_is_parse_file_cleaned_with_the_raw_records_asked_for(fast):
+    """What ingest reads: parse_file's records cleaned; the fast reader keeps the raw record only of the
+    records needs_raw marks (on the cleaned frame), the forgiving parser keeps every one."""
+    rng = random.Random(3)
+    data = next(d for d in (generated_csv(rng, 8) for _ in range(50)) if arrow(d) is not None)
+    data += b"" if fast else b"1,cut"   # a cut last record: the forgiving parser reads the file
+    assert (arrow(data) is not None) == fast
+    every = D.clean(parse(data), max_text_chars=50)
+    odd = lambda frame: (frame.source_line.to_numpy() % 2 == 1)   # noqa: E731
+    got = pd.concat(D.read_file("f", data, CSV, 50, odd), ignore_index=True)
+    want = every.assign(raw_record=every.raw_record.where(odd(every) | (not fast), None))
+    pd.testing.assert_frame_equal(got, want)
+    assert got.raw_record.notna().any() and (got.raw_record.isna().any() == fast)
 
 
 def test_clean_column_gives_what_the_per_value_cleaner_gives():

@@ -1,6 +1,7 @@
 """The GX suite and the Spark row checks must agree; the gate blocks what it should."""
 import json
 
+import pandas as pd
 import pytest
 
 from spark_jobs import quality, vocabulary
@@ -95,3 +96,41 @@ def test_the_gate_quotes_only_quotable_values_and_caches_no_copy_of_the_batch(sp
     assert "a private review" not in json.dumps(gate.result_json)
     records = df.where(F.col("unreadable").isNull())
     assert spark._jsparkSession.sharedState().cacheManager().lookupCachedData(records._jdf).isEmpty()
+
+
+def test_what_may_fail_clears_passes_every_row_check(spark):
+    """The parse keeps the raw record only of the records quality.may_fail marks: each record a row
+    check fails must be among them. Values on both sides of every check, in seeded combinations,
+    cleaned as ingest cleans them."""
+    import random
+
+    from pyspark.sql import functions as F
+
+    from spark_jobs import documents
+
+    longest = vocabulary.MAX_FIELD_CHARS
+    values = {
+        "review_id": [None, "", " ", "r1", "&nbsp;", "<b>", "x" * longest, "x" * (longest + 1), "é" * (longest + 1),
+                      "e\u0301" * longest, " r2 "],
+        "text": [None, "", "  ", "<p>", "&lt;b&gt;", "fine", "<x never closed", "\u200b", "a&amp;b", "ok\x00"],
+        "rating_raw": [None, "", "1", "5", "0", "6", "4.0", " 3 ", "-1", "x", "3.5", "\u0663", "5\u200b"],
+        "product_id": [None, "p1", "p" * longest, "p" * (longest + 1), "&amp;" * (longest // 4), " "],
+        "department": [None, "Tops", "d" * (longest + 1), "<i>Dresses</i>"],
+        "class": [None, "Knits", "c" * (longest + 1)],
+    }
+    rng = random.Random(11)
+    rows = [{c: rng.choice(v) for c, v in values.items()} for _ in range(600)]
+    rows += [{**{c: v[3 % len(v)] for c, v in values.items()}, column: value}   # each value once beside fine ones
+             for column, vs in values.items() for value in vs]
+    rows += [{"review_id": "m", "text": "t", "rating_raw": "5", "parse_error": "malformed_row: 3 fields, header has 2"},
+             {"review_id": "m", "text": "t", "rating_raw": "5", "missing_columns": "Title"},
+             {"review_id": None, "text": None, "unreadable": "compressed stream cut before its end"}]
+    df = make_batch(spark, rows)
+    checked = quality.with_reasons(df).select("source_line", (F.size("reasons") > 0).alias("fails")).collect()
+    fails = {r.source_line: r.fails for r in checked}
+    records = [{c: None for c in [*documents.CANONICAL, *documents.META]} | row for row in rows]
+    cleaned = documents.clean(pd.DataFrame(records), max_text_chars=10_000)
+    marked = quality.may_fail(cleaned)
+    missed = [rows[i] for i in range(len(rows)) if fails[i + 2] and not marked[i]]
+    assert missed == []
+    assert 0 < sum(fails.values()) < len(rows) and not marked.all()   # both kinds are there
