@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from . import infer, ingest, migration, registry, replay, report, retrain, tables, train, warehouse
 from .lake import Lake
@@ -60,44 +61,58 @@ def run_pipeline(settings: Settings, log=print) -> list[RunRecord]:
         if any(r.status == RunStatus.SUCCEEDED for r in scoring):
             scored.append(date)
 
-    records.append(warehouse.run(settings))
-    alerted = []
-    for date in dates:
-        if date in scored or settings.date or not os.path.exists(
-                os.path.join(settings.path("reports_dir"), date, "monitoring.html")):
-            try:
-                records.append(report.run(settings, date))
-            except StageStopped as stop:
-                if stop.exit_code != ExitCode.CRITICAL_ALERT:
-                    raise
-                alerted.append(str(stop))  # published with its alerts; the other dates still get theirs
-                if settings.retrain_auto:
-                    records += retrain.run(spark, settings, date)
+    # No later stage writes the tables the summary counts: the JVM counts them while dbt and the
+    # report (other processes) run.
+    with ThreadPoolExecutor(1) as pool:
+        counted = pool.submit(lake_rows, spark, settings)
+        records.append(warehouse.run(settings))
+        alerted = []
+        for date in dates:
+            if date in scored or settings.date or not os.path.exists(
+                    os.path.join(settings.path("reports_dir"), date, "monitoring.html")):
+                try:
+                    records.append(report.run(settings, date))
+                except StageStopped as stop:
+                    if stop.exit_code != ExitCode.CRITICAL_ALERT:
+                        raise
+                    alerted.append(str(stop))  # published with its alerts; the other dates still get theirs
+                    if settings.retrain_auto:
+                        records += retrain.run(spark, settings, date)
+        rows = counted.result()
 
-    summarise(spark, settings, records, time.monotonic() - started, log)
+    summarise(settings, records, rows, time.monotonic() - started, log)
     if alerted:
         raise StageStopped(f"{len(alerted)} report(s) raised critical alerts: " + " | ".join(alerted),
                            exit_code=ExitCode.CRITICAL_ALERT, status=RunStatus.ALERTED)
     return records
 
 
-def summarise(spark, settings: Settings, records: list[RunRecord], seconds: float, log=print) -> None:
-    lake = Lake(settings)
+SUMMARY_ZONES = ("curated", "quarantine", "duplicates", "predictions", "predictions_shadow")
 
+
+def lake_rows(spark, settings: Settings) -> dict[str, int]:
+    """Rows of each of SUMMARY_ZONES, in the committed batches only."""
     batches = tables.committed(settings)  # looked up once: it scans the curated table
 
     def rows(zone: str) -> int:
         df = tables.read(spark, settings, zone, batches=batches)
         return 0 if df is None else df.count()
 
+    return {zone: rows(zone) for zone in SUMMARY_ZONES}
+
+
+def summarise(settings: Settings, records: list[RunRecord], rows: dict[str, int], seconds: float,
+              log=print) -> None:
+    """The run's closing lines: what was written where (`rows`: lake_rows)."""
+    lake = Lake(settings)
     champ = registry.champion(settings)
     reports = sorted(r.outputs["html"] for r in records if r.stage == "report" and "html" in r.outputs)
     log("")
     log(f"Done in {seconds:.0f}s. {sum(r.status == RunStatus.SUCCEEDED for r in records)} stage runs succeeded, "
         f"{sum(r.status == RunStatus.SKIPPED for r in records)} skipped (already done).")
-    log(f"  lake        {lake.root}: {len(lake.dates('raw'))} landed dates; curated {rows('curated'):,} rows, "
-        f"quarantine {rows('quarantine'):,}, duplicates {rows('duplicates'):,}, predictions {rows('predictions'):,}, "
-        f"shadow predictions {rows('predictions_shadow'):,}")
+    log(f"  lake        {lake.root}: {len(lake.dates('raw'))} landed dates; curated {rows['curated']:,} rows, "
+        f"quarantine {rows['quarantine']:,}, duplicates {rows['duplicates']:,}, predictions {rows['predictions']:,}, "
+        f"shadow predictions {rows['predictions_shadow']:,}")
     log(f"  tables      {tables.catalog_db(settings) if settings.lake_catalog == 'local' else 'Glue'}: "
         f"{', '.join(f'{settings.lake_schema}.{z}' for z in tables.ZONES)} (run records: runs)")
     log(f"  data docs   {lake.zone('quality')}/ingest_date=<D>/data_docs/index.html")
