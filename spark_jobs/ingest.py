@@ -102,10 +102,11 @@ def split(batch: DataFrame, earlier: DataFrame | None = None) -> tuple[DataFrame
     is kept. Every duplicate names the review it duplicates. The duplicates are found on the rows'
     keys alone (the texts are not shuffled), and curated is what passed less them, by file and line.
     """
-    checked = quality.with_reasons(batch).withColumn("detail", F.coalesce(
+    fails = quality.fails_a_check()  # the reasons themselves only for the rows that have some
+    quarantine = quality.with_reasons(batch.where(fails)).withColumn("detail", F.coalesce(
         "unreadable", "parse_error", F.concat(F.lit("source columns missing: "), "missing_columns")))
-    quarantine = checked.where(F.size("reasons") > 0).select(*QUARANTINE)
-    passed = checked.where(F.size("reasons") == 0)
+    quarantine = quarantine.select(*QUARANTINE)
+    passed = batch.where(~fails)
     duplicates = duplicates_of(passed.select("review_id", "text_hash", *ROW_KEY), earlier)
     curated = passed.join(duplicates.select(*ROW_KEY), list(ROW_KEY), "left_anti").select(*CURATED)
     return curated, quarantine, duplicates

@@ -6,8 +6,10 @@ collecting GX's per-row results to the driver. tests/unit/test_quality.py checks
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import operator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -59,6 +61,13 @@ def may_fail(records: pd.DataFrame) -> np.ndarray:
 def longest_field() -> Column:
     """Characters of the longest bounded field of a row (null when all are null)."""
     return F.greatest(*[F.length(F.col(c)) for c in BOUNDED_FIELDS])
+
+
+def fails_a_check() -> Column:
+    """True for a row that fails any row check, false otherwise (never null): whether `with_reasons`
+    gives it reasons, as one boolean expression Spark compiles, where the reasons array goes through
+    a lambda it interprets row by row."""
+    return functools.reduce(operator.or_, [F.coalesce(pred(), F.lit(False)) for pred in ROW_CHECKS.values()])
 
 
 def with_reasons(df: DataFrame) -> DataFrame:

@@ -100,8 +100,9 @@ def test_the_gate_quotes_only_quotable_values_and_caches_no_copy_of_the_batch(sp
 
 def test_what_may_fail_clears_passes_every_row_check(spark):
     """The parse keeps the raw record only of the records quality.may_fail marks: each record a row
-    check fails must be among them. Values on both sides of every check, in seeded combinations,
-    cleaned as ingest cleans them."""
+    check fails must be among them; and split sets aside what fails_a_check marks, which must be the
+    records with reasons. Values on both sides of every check, in seeded combinations, cleaned as
+    ingest cleans them."""
     import random
 
     from pyspark.sql import functions as F
@@ -126,8 +127,10 @@ def test_what_may_fail_clears_passes_every_row_check(spark):
              {"review_id": "m", "text": "t", "rating_raw": "5", "missing_columns": "Title"},
              {"review_id": None, "text": None, "unreadable": "compressed stream cut before its end"}]
     df = make_batch(spark, rows)
-    checked = quality.with_reasons(df).select("source_line", (F.size("reasons") > 0).alias("fails")).collect()
+    checked = quality.with_reasons(df).select("source_line", (F.size("reasons") > 0).alias("fails"),
+                                              quality.fails_a_check().alias("fails_a_check")).collect()
     fails = {r.source_line: r.fails for r in checked}
+    assert all(r.fails_a_check is r.fails for r in checked)   # split's filter: what has reasons, never null
     records = [{c: None for c in [*documents.CANONICAL, *documents.META]} | row for row in rows]
     cleaned = documents.clean(pd.DataFrame(records), max_text_chars=10_000)
     marked = quality.may_fail(cleaned)
