@@ -270,19 +270,32 @@ def _ingest(spark: SparkSession, settings: Settings, lake: Lake, date: str, rec:
         raise StageStopped(f"ingest {date}: the landed files' record counts disagree, so nothing is curated: "
                            + "; ".join(acc.disagreements) + " (the file is read differently by two standard "
                            "readers: fix its quoting or line ends and land it again)", exit_code=ExitCode.BLOCKED)
-    try:
-        _gate(settings, lake, date, batch, acc, rec)
-    finally:
-        timings["validate"], clock = round(time.monotonic() - clock, 2), time.monotonic()
-
     # The earlier batches as of the snapshot this run found: what it validates its commits against, and
     # a plan Spark does not take for the curated table as written below (it would drop the duplicates
     # cached on it once curated is written, and compute them again for their own write).
     curated, quarantine, duplicates = split(batch, earlier_batches(spark, settings, date, found_at["curated"]))
     # Found and kept before anything is written: curated is the batch less them, planned with their
     # true (usually tiny) size, so that it takes them as a broadcast rather than a shuffle of the texts.
+    # They are found while the gate validates: neither writes, and the gate's library leaves cores idle
+    # between its small jobs. A batch the gate blocks cancels them.
     duplicates = duplicates.cache()
-    duplicates.count()
+    group = f"ingest-duplicates-{rec.run_id}"
+
+    def find_duplicates() -> int:
+        spark.sparkContext.setJobGroup(group, f"ingest {date}: duplicates", interruptOnCancel=True)
+        return duplicates.count()
+
+    with ThreadPoolExecutor(1) as pool:
+        found = pool.submit(find_duplicates)
+        try:
+            _gate(settings, lake, date, batch, acc, rec)
+        except BaseException:
+            spark.sparkContext.cancelJobGroup(group)
+            duplicates.unpersist()
+            raise
+        finally:
+            timings["validate"], clock = round(time.monotonic() - clock, 2), time.monotonic()
+        found.result()
     stamp = [F.lit(rec.run_id).alias("batch_id"), F.lit(date).alias("ingest_date")]
 
     def written(zone: str) -> DataFrame:  # this run's rows as committed (cheaper to scan than to recompute)
