@@ -103,9 +103,8 @@ def split(batch: DataFrame, earlier: DataFrame | None = None) -> tuple[DataFrame
     keys alone (the texts are not shuffled), and curated is what passed less them, by file and line.
     """
     fails = quality.fails_a_check()  # the reasons themselves only for the rows that have some
-    quarantine = quality.with_reasons(batch.where(fails)).withColumn("detail", F.coalesce(
-        "unreadable", "parse_error", F.concat(F.lit("source columns missing: "), "missing_columns")))
-    quarantine = quarantine.select(*QUARANTINE)
+    detail = F.coalesce("unreadable", "parse_error", F.concat(F.lit("source columns missing: "), "missing_columns"))
+    quarantine = quality.with_reasons(batch.where(fails)).withColumn("detail", detail).select(*QUARANTINE)
     passed = batch.where(~fails)
     duplicates = duplicates_of(passed.select("review_id", "text_hash", *ROW_KEY), earlier)
     curated = passed.join(duplicates.select(*ROW_KEY), list(ROW_KEY), "left_anti").select(*CURATED)

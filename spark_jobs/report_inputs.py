@@ -49,7 +49,8 @@ QUERIES: dict[str, tuple[str, dict[str, str]]] = {
         {"d": "str", "source": "str", "department": "str", "product_id": "str", "label": "str",
          "confidence": "float"}),
     # At most :per_date texts of each date, the first by text hash: a sample that is the same on every
-    # run and engine, and a read that does not grow with the day (a million texts would not fit a week).
+    # run and engine, and a read that does not grow with the day (a week of million-row days would not
+    # fit in the report's memory).
     "documents": (
         "select d, text, text_hash from ("
         "select cast(ingest_date as varchar) as d, text, text_hash, "
@@ -342,8 +343,7 @@ def load(wh: Warehouse, run_date: str, baseline_days: int, mlflow_uri: str, mode
         lin = asked.result()
     training = lin.training_dates
     train_docs = (wh.frame("documents", first_date=training[0], last_date=training[-1], per_date=text_sample)
-                  if training
-                  else pd.DataFrame(columns=["d", "text", "text_hash"]))
+                  if training else pd.DataFrame(columns=["d", "text", "text_hash"]))
     flags = wh.frame("flags", run_date=run_date, version=version)
     return ReportData(
         window=window, lineage=lin,
