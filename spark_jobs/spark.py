@@ -56,7 +56,12 @@ def _configured(settings: Settings, record_classes: bool) -> tuple[dict[str, str
             raise SettingsError(
                 f"setting jars_dir={settings.path('jars_dir')}: no jars there; run `make setup`"
             )
-        conf["spark.jars"] = ",".join(jars)
+        if settings.spark_master.startswith("local"):
+            # One JVM is driver and executor: the jars go on its class path. As spark.jars, every session
+            # would first copy all of them (hundreds of MB) into its temporary folder for its executor.
+            conf["spark.driver.extraClassPath"] = os.pathsep.join(jars)
+        else:
+            conf["spark.jars"] = ",".join(jars)
         java_options = []
         logging_conf = os.path.join(PROJECT_ROOT, "conf", "log4j2.properties")
         if os.path.isfile(logging_conf):  # quiet startup; an installed wheel keeps Spark's default
@@ -132,7 +137,8 @@ def class_archive(settings: Settings, jars: list[str]) -> str | None:
         return None
     java = os.path.realpath(java)
     parts = [java, os.path.getsize(java), os.path.getmtime(java), pyspark.__version__,
-             *[(os.path.basename(j), os.path.getsize(j)) for j in jars]]
+             settings.spark_master.startswith("local"),   # the jars on the class path, or in spark.jars
+             *[(os.path.basename(j), os.path.getsize(j), os.path.getmtime(j)) for j in jars]]   # Java checks these
     digest = hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
     return os.path.join(settings.path("jvm_class_archive_dir"), f"spark-{digest}.jsa")
 
