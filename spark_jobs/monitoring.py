@@ -122,7 +122,7 @@ def token_js_distance(baseline: Counter, current: Counter, top: int = 500) -> fl
     """JS distance of the token distributions over the baseline's `top` tokens plus one bucket for
     every other token: a fixed support keeps the figure comparable across sample sizes (rare words
     would otherwise make two samples of the same language look far apart)."""
-    vocab = {w for w, _ in baseline.most_common(top)}
+    vocab = {w for w, _ in by_count(baseline)[:top]}
 
     def folded(counts: Counter) -> dict[str, float]:
         out = {w: float(counts.get(w, 0)) for w in vocab}
@@ -142,7 +142,13 @@ def oov_rate(current: Counter, vocabulary: set[str] | Mapping[str, int]) -> floa
 
 def unseen_tokens(current: Counter, vocabulary: set[str] | Mapping[str, int], n: int = 10) -> list[tuple[str, int]]:
     """The most frequent tokens of the day that the training vocabulary does not know."""
-    return [(w, c) for w, c in current.most_common() if w not in vocabulary][:n]
+    return [(w, c) for w, c in by_count(current) if w not in vocabulary][:n]
+
+
+def by_count(counts: Counter) -> list[tuple[str, int]]:
+    """(token, count), the most frequent first and tokens of one count in alphabetical order: unlike
+    Counter.most_common, whose ties keep the order the texts came in, the same for any order of rows."""
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
 
 
 def cosine_distance(a: Sequence[float], b: Sequence[float]) -> float:

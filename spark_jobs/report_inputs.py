@@ -57,7 +57,7 @@ QUERIES: dict[str, tuple[str, dict[str, str]]] = {
         "row_number() over (partition by ingest_date order by text_hash, review_id) as n "
         "from {marts}.stg_documents "
         "where ingest_date between cast(:first_date as date) and cast(:last_date as date)) as ranked "
-        "where n <= :per_date",
+        "where n <= :per_date order by d, text_hash",
         {"d": "str", "text": "str", "text_hash": "str"}),
     "flags": (
         "select metric, value from {marts}.mart_monitoring_metrics "

@@ -144,7 +144,7 @@ def test_drift_is_near_zero_for_the_same_texts_and_critical_for_others():
     assert got == dict.fromkeys(["psi_confidence", "psi_text_length", "label_js", "token_js", "oov_rate",
                                  "embedding_distance"], "critical")
     assert drifted.metrics["embedding_distance"] == pytest.approx(1.0)
-    assert drifted.metrics["unseen_tokens"][:3] == ["united", "flight", "delayed"]
+    assert drifted.metrics["unseen_tokens"][:3] == ["again", "bag", "delayed"]   # 200 each: alphabetical
     assert drifted.plot["projection"] is not None
     assert same.metrics["n_texts_read"] == 200 and S.text_sample_html(*same.plot["texts"]) == ""
 
