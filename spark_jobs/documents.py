@@ -1,4 +1,4 @@
-"""Landed file bytes -> canonical document records -> cleaned records. Pure pandas, no Spark.
+"""Landed file bytes -> canonical document records -> cleaned records. Arrow and Python, no Spark.
 
 `parse_file` turns one landed file (CSV, JSONL or Parquet, optionally gzip) into canonical records,
 each with the line (or row offset) it came from and, when it could not be read as a record, a
@@ -6,13 +6,14 @@ each with the line (or row offset) it came from and, when it could not be read a
 that is not UTF-8 at all is read as cp1252), a truncated last line. Bytes that hold no readable
 record (a gzip stream cut before its end, a Parquet file that cannot be read) become one placeholder
 row with `unreadable` set: it is quarantined and the census (census.py) tells how much was lost.
-`clean` normalises the text fields. The ingest job runs both inside Spark (mapInPandas), one file per
-task, through `read_file`.
+`clean_table` normalises the text fields. The ingest job runs both inside Spark (mapInArrow), one file
+per task, through `read_file`, which hands Spark Arrow record batches.
 
 Most files need no repair, and those are read a column at a time: a CSV file whose bytes are clean
-UTF-8 goes through Arrow's CSV reader (`_parse_csv_arrow`), and `clean` calls the per-value cleaner
-only on the values Arrow finds it may change. Both give exactly what the per-record path gives; a
-file the fast reader cannot vouch for goes to the forgiving parser whole.
+UTF-8 goes through Arrow's CSV reader (`_parse_csv_arrow`), and `clean_table` calls the per-value
+cleaner only on the values Arrow finds it may change: the others never become Python strings. Both
+give exactly what the per-record path gives; a file the fast reader cannot vouch for goes to the
+forgiving parser whole (its records become Arrow after it).
 """
 from __future__ import annotations
 
@@ -37,9 +38,15 @@ META = ("source_file", "source_line", "parse_error", "missing_columns", "raw_rec
 PARSED_SCHEMA = ", ".join(f"`{c}` string" for c in CANONICAL) + \
     ", source_file string, source_line long, parse_error string, missing_columns string, " \
     "raw_record string, decode_note string, unreadable string"
+# The parsed records in Arrow, as they leave the reader (large strings: Arrow's compute functions take
+# them, and a file's texts may pass 2 GiB), and cleaned, as Spark takes them (PARSED_SCHEMA + cleaning).
+PARSED_ARROW = pa.schema([*((c, pa.large_string()) for c in CANONICAL), ("source_file", pa.large_string()),
+                          ("source_line", pa.int64()), *((c, pa.large_string()) for c in META[2:])])
+CLEANED_ARROW = pa.schema([*((f.name, pa.string() if f.type == pa.large_string() else f.type) for f in PARSED_ARROW),
+                           ("text_truncated", pa.bool_()), ("text_hash", pa.string())])
 csv.field_size_limit(2**31 - 1)  # a review may be long; the cleaner cuts it, the reader must not fail
 RAW_RECORD_MAX = 20_000  # chars of the original record kept in quarantine
-CHUNK = 50_000  # records per pandas frame handed back to Spark
+CHUNK = 50_000  # records per batch handed back to Spark
 
 
 @dataclass
@@ -143,36 +150,62 @@ def _record(values: dict, found: dict, missing: list[str], path: str, line: int,
 def parse_file(path: str, data: bytes, spec: dict):
     """Yields pandas frames of canonical records (strings) for one landed file, each record with its
     raw form (`raw_record`)."""
-    for frame, raw_of in _parsed(path, data, spec):
+    for table, raw_of in _parsed(path, data, spec):
         if raw_of is not None:
-            frame["raw_record"] = raw_of(frame.index.to_numpy())
-        yield frame
+            table = table.set_column(table.schema.get_field_index("raw_record"), "raw_record",
+                                     raw_of(np.arange(table.num_rows)))
+        yield table.to_pandas()
 
 
 def read_file(path: str, data: bytes, spec: dict, max_text_chars: int,
-              needs_raw: Callable[[pd.DataFrame], np.ndarray]):
-    """parse_file's frames cleaned (`clean`), with the raw record only of the records `needs_raw`
-    marks on the cleaned frame (ingest: those the gate may quarantine, the only ones that keep it).
-    The column-at-a-time reader builds the raw records last, for those rows alone: building them for
-    every record of a clean file cost as much as a copy of its texts, all the way into Spark's cache."""
-    for frame, raw_of in _parsed(path, data, spec):
-        out = clean(frame, max_text_chars)
+              needs_raw: Callable[[pa.Table], np.ndarray]):
+    """Arrow record batches (CLEANED_ARROW, what the ingest hands Spark) of parse_file's records
+    cleaned (`clean_table`), with the raw record only of the records `needs_raw` marks on the cleaned
+    table (ingest: those the gate may quarantine, the only ones that keep it). The column-at-a-time
+    reader builds the raw records last, for those rows alone: building them for every record of a
+    clean file cost as much as a copy of its texts, all the way into Spark's cache. The values stay
+    in Arrow from reader to Spark: only those the cleaner may change become Python strings."""
+    for table, raw_of in _parsed(path, data, spec):
+        out = clean_table(table, max_text_chars)
         if raw_of is not None:
             needed = np.asarray(needs_raw(out), dtype=bool)
             if needed.any():
-                out.loc[needed, "raw_record"] = raw_of(out.index.to_numpy()[needed])
-        yield out
+                raw = pc.replace_with_mask(out.column("raw_record").combine_chunks(), pa.array(needed),
+                                           raw_of(np.flatnonzero(needed)))
+                out = out.set_column(out.schema.get_field_index("raw_record"), "raw_record", raw)
+        yield from out.cast(CLEANED_ARROW).to_batches()
 
 
 def _parsed(path: str, data: bytes, spec: dict):
-    """(frame, raw_of) for each frame of the file: raw_of(rows) gives the raw records of the frame's
-    rows with those index labels, or is None when the frame holds its raw records already."""
-    for frame, raw_of in _parse(path, data, spec):
-        prefix = spec.get("id_prefix") or ""
+    """(table, raw_of) for each part of the file (PARSED_ARROW): raw_of(rows) gives the raw records of
+    the table's rows at those positions, or is None when the table holds its raw records already."""
+    prefix = spec.get("id_prefix") or ""
+    for table, raw_of in _parse(path, data, spec):
         if prefix:  # ids from different sources must not collide; a blank id stays blank
-            ids = frame["review_id"]
-            frame["review_id"] = ids.where(ids.isna() | (ids.str.strip() == ""), prefix + ids.str.strip())
-        yield frame, raw_of
+            table = table.set_column(0, "review_id", _prefixed(table.column("review_id").combine_chunks(), prefix))
+        yield table, raw_of
+
+
+def _prefixed(ids: pa.Array, prefix: str) -> pa.Array:
+    """prefix + the id stripped, for every id that is not blank. An id no whitespace can start or end
+    (one the cleaner leaves as it is, _MAY_CHANGE) gets it in Arrow; the others in Python."""
+    plain = pc.invert(pc.match_substring_regex(ids, _MAY_CHANGE)).fill_null(False)
+    out = pc.if_else(plain, pc.binary_join_element_wise(_large(prefix), ids, _large("")), ids)
+    odd = np.flatnonzero(pc.and_(pc.invert(plain), pc.is_valid(ids)).to_numpy(zero_copy_only=False))
+    if not len(odd):
+        return out
+    fixed = [v if v.strip() == "" else prefix + v.strip() for v in ids.take(pa.array(odd)).to_pylist()]
+    return pc.replace_with_mask(out, _mask(len(ids), odd), pa.array(fixed, pa.large_string()))
+
+
+def _mask(length: int, positions: np.ndarray) -> pa.Array:
+    mask = np.zeros(length, dtype=bool)
+    mask[positions] = True
+    return pa.array(mask)
+
+
+def _arrow(frame: pd.DataFrame) -> pa.Table:
+    return pa.Table.from_pandas(frame, schema=PARSED_ARROW, preserve_index=False)
 
 
 def _parse(path: str, data: bytes, spec: dict):
@@ -181,28 +214,29 @@ def _parse(path: str, data: bytes, spec: dict):
     notes = [] if complete else ["gzip stream truncated"]
     fmt = spec["format"]
     if fmt == "parquet":
-        yield from ((frame, None) for frame in _parse_parquet(path, data, spec, notes))
+        yield from ((_arrow(frame), None) for frame in _parse_parquet(path, data, spec, notes))
     else:
         decoded = decode(data)
         note = "; ".join(notes + decoded.notes) or None
         if fmt == "csv" and note is None:  # bytes that needed no repair: try Arrow's reader first
             read = _parse_csv_arrow(path, data, decoded.text, spec)
             if read is not None:
-                frames, raw_of = read
-                yield from ((frame, raw_of) for frame in frames)
+                table, raw_of = read
+                for start in range(0, table.num_rows, CHUNK):
+                    yield table.slice(start, CHUNK), (lambda rows, start=start: raw_of(rows + start))
                 return
         parser = _parse_csv if fmt == "csv" else _parse_jsonl
         batch = []
         for rec in parser(path, decoded.text, spec, note):
             batch.append(rec)
             if len(batch) >= CHUNK:
-                yield _frame(batch), None
+                yield _arrow(_frame(batch)), None
                 batch = []
         if batch:
-            yield _frame(batch), None
+            yield _arrow(_frame(batch)), None
     if not complete:  # the cut-off rest of the file stands as one unreadable row
-        yield _frame([_record({}, {}, [], path, 0, None, f"<{size:,} compressed bytes; {len(data):,} bytes "
-                              "readable before the cut>", None, unreadable=CUT_STREAM)]), None
+        yield _arrow(_frame([_record({}, {}, [], path, 0, None, f"<{size:,} compressed bytes; {len(data):,} bytes "
+                                     "readable before the cut>", None, unreadable=CUT_STREAM)])), None
 
 
 def csv_dialect(spec: dict) -> tuple[str, str]:
@@ -251,14 +285,14 @@ def _line_breaks(values: pa.Array, carriage_returns: bool) -> pa.Array | int:
     return pc.subtract(pc.add(n, r), rn)
 
 
-def _parse_csv_arrow(path: str, data: bytes, text: str, spec: dict) -> tuple[list[pd.DataFrame], Callable] | None:
+def _parse_csv_arrow(path: str, data: bytes, text: str, spec: dict) -> tuple[pa.Table, Callable] | None:
     """The records `_parse_csv` gives, read by Arrow's CSV reader (vectorised, C++), for a file that
-    needs no repair (`data` its bytes, `text` their decoded text), as frames without their raw records
-    and the function that builds them (`_parsed`); None sends the file to the forgiving parser: a row
-    of the wrong width, a cut or unterminated last record, a blank line (its line numbers), a header
-    that repeats a name. Line numbers are counted from the line breaks inside the values, and the sum
-    is checked against the file's own: a file split any other way than the forgiving parser would
-    split it goes there."""
+    needs no repair (`data` its bytes, `text` their decoded text), as one table (PARSED_ARROW) without
+    its raw records, and the function that builds them for the rows at given positions (`_parsed`);
+    None sends the file to the forgiving parser: a row of the wrong width, a cut or unterminated last
+    record, a blank line (its line numbers), a header that repeats a name. Line numbers are counted
+    from the line breaks inside the values, and the sum is checked against the file's own: a file
+    split any other way than the forgiving parser would split it goes there."""
     import pyarrow.csv as pacsv
 
     delimiter, quote = csv_dialect(spec)
@@ -294,31 +328,30 @@ def _parse_csv_arrow(path: str, data: bytes, text: str, spec: dict) -> tuple[lis
     found, missing = _resolve(header, spec["columns"])
     body = [c.slice(1) for c in columns]
     position = {name: i for i, name in enumerate(header)}
-    out = pd.DataFrame({c: None for c in CANONICAL}, index=range(len(first_lines)), dtype=object)
-    for canonical, source in found.items():
-        out["rating_raw" if canonical == "rating" else canonical] = body[position[source]].to_numpy(zero_copy_only=False)
-    out["source_file"] = path
-    out["source_line"] = first_lines.astype("int64")
-    out["parse_error"] = None
-    out["missing_columns"] = ", ".join(missing) or None
-    out["raw_record"] = out["decode_note"] = out["unreadable"] = None
-    out = out[[*CANONICAL, *META]]
+    rows = len(first_lines)
+    source = {"rating_raw" if canonical == "rating" else canonical: body[position[name]]
+              for canonical, name in found.items()}
+    nulls = pa.nulls(rows, pa.large_string())
+    values = {c: source.get(c, nulls) for c in CANONICAL} | {
+        "source_file": pa.repeat(_large(path), rows), "source_line": pa.array(first_lines.astype("int64")),
+        "parse_error": nulls, "missing_columns": pa.repeat(_large(", ".join(missing) or None), rows),
+        "raw_record": nulls, "decode_note": nulls, "unreadable": nulls}
 
-    def raw_of(rows: np.ndarray) -> np.ndarray:
+    def raw_of(rows: np.ndarray) -> pa.Array:
         picked = pa.array(rows, pa.int64())
         return _json_objects(header, [c.take(picked) for c in body])
 
-    return [out.iloc[i: i + CHUNK] for i in range(0, len(out), CHUNK)], raw_of
+    return pa.table(values, schema=PARSED_ARROW), raw_of
 
 
-def _json_objects(keys: list[str], columns: list[pa.Array]) -> np.ndarray:
+def _json_objects(keys: list[str], columns: list[pa.Array]) -> pa.Array:
     """json.dumps(dict(zip(keys, row)), ensure_ascii=False)[:RAW_RECORD_MAX] for every row of the
     string columns, built a column at a time."""
     parts = []
     for i, (key, column) in enumerate(zip(keys, columns)):
         parts += [_large(("{" if i == 0 else ", ") + _ENCODE(key) + ": "), _json_strings(column)]
     objects = pc.binary_join_element_wise(*parts, _large("}"), _large(""))
-    return pc.utf8_slice_codeunits(objects, 0, RAW_RECORD_MAX).to_numpy(zero_copy_only=False)
+    return pc.utf8_slice_codeunits(objects, 0, RAW_RECORD_MAX)
 
 
 _ENCODE = json.encoder.encode_basestring   # what json.dumps(ensure_ascii=False) writes for a string
@@ -418,18 +451,23 @@ _MAY_CHANGE = (r"[&<\x{0}-\x{1f}\x{7f}-\x{a0}\x{1680}\x{2000}-\x{200b}\x{2028}\x
                r"\x{3000}\x{feff}]|  |^ | $|^$")   # RE2 syntax (Arrow)
 
 
-def clean_column(values: pd.Series) -> np.ndarray:
+def clean_array(values: pa.Array) -> pa.Array:
     """clean_text over a column, called only where it may change something: Arrow finds those
     values a column at a time, and Python's NFC quick check clears the non-ASCII ones it did not find."""
-    out = values.to_numpy(dtype=object, copy=True)
-    column = pa.array(out, type=pa.large_string(), from_pandas=True)
-    found = pc.match_substring_regex(column, _MAY_CHANGE).fill_null(False).to_numpy(zero_copy_only=False)
-    non_ascii = pc.invert(pc.string_is_ascii(column)).fill_null(False).to_numpy(zero_copy_only=False)
-    for i in np.flatnonzero(found | non_ascii):
-        if found[i] or not unicodedata.is_normalized("NFC", out[i]):
-            out[i] = clean_text(out[i])
-    out[pc.is_null(column).to_numpy(zero_copy_only=False)] = None   # NaN from pandas too
-    return out
+    found = pc.match_substring_regex(values, _MAY_CHANGE).fill_null(False).to_numpy(zero_copy_only=False)
+    non_ascii = pc.invert(pc.string_is_ascii(values)).fill_null(False).to_numpy(zero_copy_only=False)
+    candidates = np.flatnonzero(found | non_ascii)
+    if not len(candidates):
+        return values
+    old = values.take(pa.array(candidates)).to_pylist()
+    new = [clean_text(v) if found[i] or not unicodedata.is_normalized("NFC", v) else v for i, v in zip(candidates, old)]
+    return pc.replace_with_mask(values, _mask(len(values), candidates), pa.array(new, values.type))
+
+
+def clean_column(values: pd.Series) -> np.ndarray:
+    """clean_array over a pandas column (None and NaN are nulls)."""
+    column = pa.array(values.to_numpy(dtype=object), type=pa.large_string(), from_pandas=True)
+    return clean_array(column).to_numpy(zero_copy_only=False)
 
 
 def text_fingerprint(text: str | None) -> str | None:
@@ -441,13 +479,44 @@ def text_fingerprint(text: str | None) -> str | None:
     return hashlib.sha256(text.casefold().encode("utf-8")).hexdigest()
 
 
+def text_fingerprints(texts: pa.Array) -> pa.Array:
+    """text_fingerprint of each value, hashed from Arrow's buffer: an ASCII text's case fold is
+    Arrow's ASCII lower case, and only the others go through Python's casefold."""
+    import hashlib
+
+    folded = pc.ascii_lower(texts)
+    other = np.flatnonzero(pc.invert(pc.string_is_ascii(texts)).fill_null(False).to_numpy(zero_copy_only=False))
+    if len(other):
+        folds = [v.casefold() for v in texts.take(pa.array(other)).to_pylist()]
+        folded = pc.replace_with_mask(folded, _mask(len(texts), other), pa.array(folds, texts.type))
+    folded = folded.cast(pa.large_string())
+    ends = np.frombuffer(folded.buffers()[1], dtype=np.int64)[folded.offset: folded.offset + len(folded) + 1].tolist()
+    data = memoryview(folded.buffers()[2] or b"")
+    valid = folded.is_valid().to_numpy(zero_copy_only=False).tolist()
+    sha256 = hashlib.sha256
+    return pa.array([sha256(data[a:b]).hexdigest() if v else None for a, b, v in zip(ends, ends[1:], valid)],
+                    pa.large_string())
+
+
+CLEANED_FIELDS = ("review_id", "text", "title", "product_id", "department", "class", "rating_raw")
+
+
+def clean_table(table: pa.Table, max_text_chars: int) -> pa.Table:
+    """Cleaned text fields, texts cut to max_text_chars (flagged), and the text hash (PARSED_ARROW in,
+    its columns and text_truncated, text_hash out)."""
+    for name in CLEANED_FIELDS:
+        table = table.set_column(table.schema.get_field_index(name), name,
+                                 clean_array(table.column(name).combine_chunks()))
+    text = table.column("text").combine_chunks()
+    too_long = pc.greater(pc.utf8_length(text), max_text_chars).fill_null(False)
+    cut = np.flatnonzero(too_long.to_numpy(zero_copy_only=False))
+    if len(cut):
+        shorter = [v[:max_text_chars].rstrip() for v in text.take(pa.array(cut)).to_pylist()]
+        text = pc.replace_with_mask(text, too_long, pa.array(shorter, text.type))
+        table = table.set_column(table.schema.get_field_index("text"), "text", text)
+    return table.append_column("text_truncated", too_long).append_column("text_hash", text_fingerprints(text))
+
+
 def clean(df: pd.DataFrame, max_text_chars: int) -> pd.DataFrame:
-    """Cleaned text fields, texts cut to max_text_chars (flagged), and the text hash."""
-    out = df.copy()
-    for col in ("review_id", "text", "title", "product_id", "department", "class", "rating_raw"):
-        out[col] = pd.Series(clean_column(out[col]), index=out.index, dtype=object)
-    too_long = out["text"].str.len().fillna(0) > max_text_chars
-    out["text_truncated"] = too_long
-    out.loc[too_long, "text"] = out.loc[too_long, "text"].str.slice(0, max_text_chars).str.rstrip()
-    out["text_hash"] = out["text"].map(text_fingerprint, na_action="ignore")
-    return out
+    """clean_table over a pandas frame of parsed records."""
+    return clean_table(_arrow(df), max_text_chars).to_pandas()

@@ -67,13 +67,14 @@ def _with_bytes(files: pd.DataFrame) -> Iterator[tuple[str, bytes]]:
 
 
 def parse_source(spark: SparkSession, folder: str, spec: dict, max_text_chars: int) -> DataFrame:
-    """Every file under folder, parsed and cleaned by documents.py inside the executors."""
+    """Every file under folder, parsed and cleaned by documents.py inside the executors, handed to
+    Spark as Arrow record batches."""
     def parse(batches):
         for files in batches:
-            for path, data in _with_bytes(files):
+            for path, data in _with_bytes(files.to_pandas()):
                 yield from documents.read_file(path, data, spec, max_text_chars, quality.may_fail)
 
-    return landed_files(spark, folder).mapInPandas(parse, CLEANED_SCHEMA)
+    return landed_files(spark, folder).mapInArrow(parse, CLEANED_SCHEMA)
 
 
 def census_of_source(spark: SparkSession, folder: str, spec: dict) -> list[dict]:

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -40,22 +41,19 @@ ROW_CHECKS: dict[str, Callable[[], Column]] = {
 }
 
 
-def may_fail(records: pd.DataFrame) -> np.ndarray:
-    """True for each cleaned record (documents.clean's pandas frame, before Spark) that ROW_CHECKS may
+def may_fail(records: pa.Table) -> np.ndarray:
+    """True for each cleaned record (documents.clean_table's table, before Spark) that ROW_CHECKS may
     fail: a superset, loose on purpose (a rating other than a bare 1 to 5 counts), so that a record it
     clears passes them for certain. The parse builds the raw record, which only quarantine keeps, for
     these records alone. tests/unit/test_quality.py checks, on the edge of every check, that every
     record it clears passes."""
-    fail = np.zeros(len(records), dtype=bool)
-    for column in ("missing_columns", "unreadable", "parse_error"):
-        fail |= records[column].notna().to_numpy()
-    for column in ("review_id", "text"):
-        fail |= records[column].isna().to_numpy()
-    for column in BOUNDED_FIELDS:
-        fail |= (records[column].str.len() > MAX_FIELD_CHARS).to_numpy(dtype=bool, na_value=False)
-    rating = records["rating_raw"]
-    fail |= (rating.notna() & ~rating.isin(("1", "2", "3", "4", "5"))).to_numpy()
-    return fail
+    checks = [pc.is_valid(records.column(c)) for c in ("missing_columns", "unreadable", "parse_error")]
+    checks += [pc.is_null(records.column(c)) for c in ("review_id", "text")]
+    checks += [pc.greater(pc.utf8_length(records.column(c)), MAX_FIELD_CHARS).fill_null(False) for c in BOUNDED_FIELDS]
+    rating = records.column("rating_raw")
+    bare = pc.is_in(rating, pa.array(["1", "2", "3", "4", "5"], rating.type))
+    checks.append(pc.and_(pc.is_valid(rating), pc.invert(bare)))
+    return functools.reduce(pc.or_, checks).to_numpy(zero_copy_only=False)
 
 
 def longest_field() -> Column:

@@ -1,4 +1,4 @@
-"""Reading damaged files and cleaning texts: pure pandas, no Spark."""
+"""Reading damaged files and cleaning texts: Arrow and pandas, no Spark."""
 import csv
 import gzip
 import io
@@ -143,10 +143,10 @@ def arrow(data: bytes, spec=CSV) -> pd.DataFrame | None:
     read = D._parse_csv_arrow("f", data, D.decode(data).text, spec)
     if read is None:
         return None
-    frames, raw_of = read
-    out = pd.concat(frames)
-    out["raw_record"] = raw_of(out.index.to_numpy())
-    return out.reset_index(drop=True)
+    table, raw_of = read
+    out = table.to_pandas()
+    out["raw_record"] = raw_of(out.index.to_numpy()).to_numpy(zero_copy_only=False)
+    return out
 
 
 def generated_csv(rng, rows: int) -> bytes:
@@ -211,8 +211,8 @@ def test_read_file_is_parse_file_cleaned_with_the_raw_records_asked_for(fast):
     data += b"" if fast else b"1,cut"   # a cut last record: the forgiving parser reads the file
     assert (arrow(data) is not None) == fast
     every = D.clean(parse(data), max_text_chars=50)
-    odd = lambda frame: (frame.source_line.to_numpy() % 2 == 1)   # noqa: E731
-    got = pd.concat(D.read_file("f", data, CSV, 50, odd), ignore_index=True)
+    odd = lambda frame: (frame["source_line"].to_numpy() % 2 == 1)   # noqa: E731
+    got = pa.Table.from_batches(D.read_file("f", data, CSV, 50, odd)).to_pandas()
     want = every.assign(raw_record=every.raw_record.where(odd(every) | (not fast), None))
     pd.testing.assert_frame_equal(got, want)
     assert got.raw_record.notna().any() and (got.raw_record.isna().any() == fast)
@@ -226,3 +226,18 @@ def test_clean_column_gives_what_the_per_value_cleaner_gives():
         "".join(rng.choice(pieces) for _ in range(rng.randint(0, 8))) for _ in range(5000)]
     expected = [None if v is None or v != v else D.clean_text(v) for v in values]
     assert list(D.clean_column(pd.Series(values, dtype=object))) == expected
+
+
+def test_the_column_at_a_time_fingerprints_and_prefixes_give_what_the_per_value_ones_give():
+    rng = random.Random(7)
+    pieces = ["a", "B", " ", "\t", "\xa0", "\u3000", "\x1c", "ß", "Σ", "İ", "ﬁ", "é", "😀", "\u200b", "x"]
+    values = [None, "", " ", "plain", " padded ", "STRASSE", "straße"] + [
+        "".join(rng.choice(pieces) for _ in range(rng.randint(0, 6))) for _ in range(3000)]
+    column = pa.array(values, pa.large_string())
+    for part in (column, column.slice(5, 1000)):   # a slice starts inside Arrow's buffers
+        want = [D.text_fingerprint(v) for v in part.to_pylist()]
+        assert D.text_fingerprints(part).to_pylist() == want
+    ids = pd.Series(values, dtype=object)
+    want = ids.where(ids.isna() | (ids.str.strip() == ""), "p-" + ids.str.strip())
+    assert D._prefixed(column, "p-").to_pylist() == [None if v is None else v for v in want]
+    assert D.text_fingerprint("STRASSE") == D.text_fingerprint("straße")

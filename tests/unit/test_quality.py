@@ -2,6 +2,7 @@
 import json
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from spark_jobs import quality, vocabulary
@@ -132,7 +133,8 @@ def test_what_may_fail_clears_passes_every_row_check(spark):
     fails = {r.source_line: r.fails for r in checked}
     assert all(r.fails_a_check is r.fails for r in checked)   # split's filter: what has reasons, never null
     records = [{c: None for c in [*documents.CANONICAL, *documents.META]} | row for row in rows]
-    cleaned = documents.clean(pd.DataFrame(records), max_text_chars=10_000)
+    cleaned = documents.clean_table(pa.Table.from_pandas(pd.DataFrame(records), schema=documents.PARSED_ARROW,
+                                                         preserve_index=False), max_text_chars=10_000)
     marked = quality.may_fail(cleaned)
     missed = [rows[i] for i in range(len(rows)) if fails[i + 2] and not marked[i]]
     assert missed == []
