@@ -184,10 +184,20 @@ def ingest(docs: dict) -> list[str]:
         ["ingest per core over Arrow on one thread", f"**{num(doc['comparisons']['ingest_per_core_over_arrow_one_thread'], 3)}**"],
         ["input: files, MiB", f"{num(inp['files'])} files, {num(inp['mib'])} MiB"],
         ["curated, quarantined, duplicates, lost", ", ".join(num(ing[k]) for k in ("curated", "quarantined", "duplicates", "lost"))]])]
+    steps = sorted(ing["seconds_by_step"].items(), key=lambda kv: _step_order(kv[0]))
     out += ["", *table(["step", "seconds", "share of the ingest"],
                        [[step.replace("_", " "), num(s, 2), pct(ing["share_by_step"].get(step))]
-                        for step, s in ing["seconds_by_step"].items()])]
+                        for step, s in steps])]
     return out
+
+
+# The ingest's steps in the order they run, each one's parts after it (they overlap it, or run beside it)
+INGEST_STEPS = ("read", "census_beside_read", "validate", "gate_in_validate", "duplicates_beside_gate",
+                "split_write", "curated_write", "quarantine_write", "duplicates_write", "labels_write")
+
+
+def _step_order(step: str) -> int:
+    return INGEST_STEPS.index(step) if step in INGEST_STEPS else len(INGEST_STEPS)
 
 
 DAYS = ("day_100k", "day_1m")

@@ -283,12 +283,16 @@ def _ingest(spark: SparkSession, settings: Settings, lake: Lake, date: str, rec:
 
     def find_duplicates() -> int:
         spark.sparkContext.setJobGroup(group, f"ingest {date}: duplicates", interruptOnCancel=True)
-        return duplicates.count()
+        started = time.monotonic()
+        count = duplicates.count()
+        timings["duplicates_beside_gate"] = round(time.monotonic() - started, 2)
+        return count
 
     with ThreadPoolExecutor(1) as pool:
         found = pool.submit(find_duplicates)
         try:
             _gate(settings, lake, date, batch, acc, rec)
+            timings["gate_in_validate"] = round(time.monotonic() - clock, 2)
         except BaseException:
             spark.sparkContext.cancelJobGroup(group)
             duplicates.unpersist()
@@ -310,10 +314,12 @@ def _ingest(spark: SparkSession, settings: Settings, lake: Lake, date: str, rec:
     outputs = {"curated": lambda: curated.select("*", *stamp), "duplicates": lambda: duplicates.select("*", *stamp),
                "quarantine": lambda: quarantine.select("*", *stamp),
                "labels": lambda: labels(written("curated")).select("*", *stamp)}
-    snapshots = rec.outputs["snapshots"] = {
-        zone: tables.write_partitions(spark, settings, zone, frame(), F.col("ingest_date") == date, rec.run_id,
-                                      found_at[zone])
-        for zone, frame in outputs.items()}
+    snapshots = rec.outputs["snapshots"] = {}
+    for zone, frame in outputs.items():
+        started = time.monotonic()
+        snapshots[zone] = tables.write_partitions(spark, settings, zone, frame(), F.col("ingest_date") == date,
+                                                  rec.run_id, found_at[zone])
+        timings[f"{zone}_write"] = round(time.monotonic() - started, 2)
     truncated = written("curated").where("text_truncated").count()
     batch.unpersist()
     duplicates.unpersist()
