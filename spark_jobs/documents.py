@@ -279,8 +279,11 @@ def _parse_csv(path: str, text: str, spec: dict, note: str | None):
 
 def _line_breaks(values: pa.Array, carriage_returns: bool) -> pa.Array | int:
     """Line breaks in each value as Python's universal newlines count them (\\r\\n is one)."""
-    if not carriage_returns:
-        return pc.count_substring(values, pattern="\n") if pc.any(pc.match_substring(values, "\n")).as_py() else 0
+    if not carriage_returns:   # most columns hold none: a look at the bytes says so quicker than Arrow
+        data = values.buffers()[2]
+        if data is None or not (np.frombuffer(data, dtype=np.uint8) == ord("\n")).any():
+            return 0
+        return pc.count_substring(values, pattern="\n")
     n, r, rn = (pc.count_substring(values, pattern=p) for p in ("\n", "\r", "\r\n"))
     return pc.subtract(pc.add(n, r), rn)
 
@@ -299,7 +302,9 @@ def _parse_csv_arrow(path: str, data: bytes, text: str, spec: dict) -> tuple[pa.
     if (len(delimiter) != 1 or len(quote) != 1 or not text.endswith(("\n", "\r")) or text.count(quote) % 2
             or text.startswith(("\n", "\r"))):
         return None
-    header = next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar=quote), None)
+    # The header from the file's first bytes (a StringIO of the whole text would copy it): one cut short
+    # differs from the first record Arrow reads, and the check below sends the file to the forgiving parser.
+    header = next(csv.reader(io.StringIO(text[:1 << 16], newline=""), delimiter=delimiter, quotechar=quote), None)
     header = [f.replace("\ufeff", "") for f in header or []]
     if len(header) < 2 or len(set(header)) != len(header):
         return None  # one column: a blank line would be a record to Arrow; repeated names: last one wins
@@ -451,17 +456,38 @@ _MAY_CHANGE = (r"[&<\x{0}-\x{1f}\x{7f}-\x{a0}\x{1680}\x{2000}-\x{200b}\x{2028}\x
                r"\x{3000}\x{feff}]|  |^ | $|^$")   # RE2 syntax (Arrow)
 
 
+# Of those, the values whose only change is their spacing: no character _MAY_CHANGE finds but tab, line
+# breaks and space, and not blank. clean_text would only collapse their [\t\n\r ] runs and strip them.
+_BEYOND_SPACING = (r"[&<\x{0}-\x{8}\x{b}\x{c}\x{e}-\x{1f}\x{7f}-\x{a0}\x{1680}\x{2000}-\x{200b}\x{2028}\x{2029}"
+                   r"\x{202f}\x{205f}\x{3000}\x{feff}]|^[\t\n\r ]*$")
+
+
 def clean_array(values: pa.Array) -> pa.Array:
     """clean_text over a column, called only where it may change something: Arrow finds those
-    values a column at a time, and Python's NFC quick check clears the non-ASCII ones it did not find."""
-    found = pc.match_substring_regex(values, _MAY_CHANGE).fill_null(False).to_numpy(zero_copy_only=False)
+    values a column at a time and respaces those that need nothing else; Python's NFC quick check
+    clears the non-ASCII ones it did not find."""
+    may = pc.match_substring_regex(values, _MAY_CHANGE).fill_null(False).to_numpy(zero_copy_only=False)
     non_ascii = pc.invert(pc.string_is_ascii(values)).fill_null(False).to_numpy(zero_copy_only=False)
-    candidates = np.flatnonzero(found | non_ascii)
-    if not len(candidates):
+    if not (may.any() or non_ascii.any()):
         return values
-    old = values.take(pa.array(candidates)).to_pylist()
-    new = [clean_text(v) if found[i] or not unicodedata.is_normalized("NFC", v) else v for i, v in zip(candidates, old)]
-    return pc.replace_with_mask(values, _mask(len(values), candidates), pa.array(new, values.type))
+    found = np.flatnonzero(may)   # the second look reads these values only
+    beyond = np.zeros(len(values), dtype=bool)
+    beyond[found] = pc.match_substring_regex(values.take(pa.array(found)), _BEYOND_SPACING).to_numpy(
+        zero_copy_only=False)
+    not_nfc = np.zeros(len(values), dtype=bool)
+    unsure = np.flatnonzero(non_ascii & ~beyond)
+    not_nfc[unsure] = [not unicodedata.is_normalized("NFC", v) for v in values.take(pa.array(unsure)).to_pylist()]
+    out = values
+    spacing = may & ~beyond & ~not_nfc
+    if spacing.any():
+        mask = pa.array(spacing)
+        respaced = pc.utf8_trim(pc.replace_substring_regex(values.filter(mask), r"[\t\n\r ]+", " "), " ")
+        out = pc.replace_with_mask(out, mask, respaced)
+    python = np.flatnonzero(beyond | not_nfc)
+    if len(python):
+        new = [clean_text(v) for v in values.take(pa.array(python)).to_pylist()]
+        out = pc.replace_with_mask(out, _mask(len(values), python), pa.array(new, values.type))
+    return out
 
 
 def clean_column(values: pd.Series) -> np.ndarray:

@@ -241,3 +241,10 @@ def test_the_column_at_a_time_fingerprints_and_prefixes_give_what_the_per_value_
     want = ids.where(ids.isna() | (ids.str.strip() == ""), "p-" + ids.str.strip())
     assert D._prefixed(column, "p-").to_pylist() == [None if v is None else v for v in want]
     assert D.text_fingerprint("STRASSE") == D.text_fingerprint("straße")
+
+
+def test_a_header_longer_than_the_first_bytes_read_for_it_reads_as_the_forgiving_parser_reads_it():
+    data = (',"Title ' + "x" * 70_000 + '",Review Text,Rating\n1,a,b,5\n2,c,d,4\n').encode()
+    got = arrow(data)
+    assert got is None   # the header read from the file's first bytes is cut short: the forgiving parser reads it
+    assert list(parse(data).text) == ["b", "d"]
