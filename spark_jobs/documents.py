@@ -279,11 +279,11 @@ def _parse_csv(path: str, text: str, spec: dict, note: str | None):
 
 def _line_breaks(values: pa.Array, carriage_returns: bool) -> pa.Array | int:
     """Line breaks in each value as Python's universal newlines count them (\\r\\n is one)."""
-    if not carriage_returns:   # most columns hold none: a look at the bytes says so quicker than Arrow
-        data = values.buffers()[2]
-        if data is None or not (np.frombuffer(data, dtype=np.uint8) == ord("\n")).any():
-            return 0
-        return pc.count_substring(values, pattern="\n")
+    data = values.buffers()[2]   # most columns hold none: a look at their bytes says so quicker than Arrow
+    found = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
+    newlines, returns = (found == ord("\n")).any(), carriage_returns and (found == ord("\r")).any()
+    if not returns:
+        return pc.count_substring(values, pattern="\n") if newlines else 0
     n, r, rn = (pc.count_substring(values, pattern=p) for p in ("\n", "\r", "\r\n"))
     return pc.subtract(pc.add(n, r), rn)
 
