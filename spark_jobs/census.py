@@ -36,14 +36,14 @@ class FileCensus:
         return asdict(self)
 
 
-def count_csv(text: str, delimiter: str, quote: str) -> int:
+def count_csv(text: str | bytes, delimiter: str, quote: str) -> int:
     """Records as Arrow's CSV reader splits them (quoted line breaks kept in their field), header
-    excluded; rows with the wrong number of fields count too."""
+    excluded; rows with the wrong number of fields count too. `text` as str, or as its UTF-8 bytes."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    data = text.encode("utf-8")
-    if not data.strip():
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    if not data or data.isspace():
         return 0
     invalid = []
     try:
@@ -52,8 +52,9 @@ def count_csv(text: str, delimiter: str, quote: str) -> int:
             read_options=pacsv.ReadOptions(autogenerate_column_names=True, block_size=max(len(data) + 1, 1 << 20)),
             parse_options=pacsv.ParseOptions(delimiter=delimiter, quote_char=quote, newlines_in_values=True,
                                               invalid_row_handler=lambda row: invalid.append(1) or "skip"),
-            convert_options=pacsv.ConvertOptions(column_types={}, strings_can_be_null=False,
-                                                 auto_dict_encode=False))
+            # the records are counted, not their values: only the first column is converted
+            convert_options=pacsv.ConvertOptions(include_columns=["f0"], column_types={"f0": pa.string()},
+                                                 strings_can_be_null=False, auto_dict_encode=False))
     except pa.ArrowInvalid as exc:
         if "Empty CSV file" in str(exc):
             return 0
@@ -81,11 +82,13 @@ def census_of(path: str, data: bytes, spec: dict) -> FileCensus:
             return FileCensus(path, raw_size, 0, False, f"no readable Parquet footer ({type(exc).__name__}): "
                               "the file was not written to its end; how many rows it had is unknown")
         return FileCensus(path, raw_size, records, complete, damage)
-    text = decode(data).text
+    decoded = decode(data)
     if fmt == "csv":
-        records = count_csv(text, *csv_dialect(spec))
+        # bytes that needed no repair are their text's UTF-8 (less a BOM): not encoded again
+        plain = data.removeprefix(b"\xef\xbb\xbf") if not decoded.notes else decoded.text
+        records = count_csv(plain, *csv_dialect(spec))
     else:
-        records = count_jsonl(text)
+        records = count_jsonl(decoded.text)
     return FileCensus(path, raw_size, records, complete, damage)
 
 
