@@ -18,6 +18,11 @@ Steps come from the run record the job writes (`seconds`). The census runs besid
 `read`: its job's own seconds, timed around the job's call of census_of_source, are written as
 `census_beside_read` (they overlap `read`, so the steps' shares add up to more than the whole).
 
+A profile follows the timed run, each part alone on the measured date (best of `--profile-repeats`):
+the parse and clean (documents.read_file, what one Spark task runs per file) over every file in this
+process, on one core; and, on the date's batch read and cached, the gate (quality.validate) alone and
+the duplicates' search alone, the two parts of `validate`, which the job runs beside each other.
+
 Results: benchmarks/results/ingest.json.
 """
 from __future__ import annotations
@@ -57,12 +62,51 @@ def arrow_alone(paths: list[str], warm: list[str]) -> dict:
     return {"rows": rows, "seconds": round(seconds, 3), "rows_per_second": common.rate(rows, seconds), "threads": 1}
 
 
+def best_of(repeats: int, work) -> float:
+    seconds = []
+    for _ in range(repeats):
+        start = time.monotonic()
+        work()
+        seconds.append(time.monotonic() - start)
+    return round(min(seconds), 3)
+
+
+def parts_alone(spark, s, paths: list[str], repeats: int) -> dict:
+    """The profile: the parse and clean on one core, the gate alone, the duplicates' search alone."""
+    from spark_jobs import documents, ingest, quality
+    from spark_jobs.landing import load_sources
+
+    spec = load_sources(s)["reviews"]
+
+    def parse_clean() -> int:
+        rows = 0
+        for path in paths:
+            with open(path, "rb") as f:
+                data = f.read()
+            rows += sum(b.num_rows for b in documents.read_file(path, data, spec, s.max_text_chars, quality.may_fail))
+        return rows
+
+    rows = parse_clean()   # also its warm-up
+    parse_seconds = best_of(repeats, parse_clean)
+    batch, _ = ingest.read_batch(spark, s, DATE)
+    batch = batch.cache()
+    batch.count()
+    suite = os.path.join(s.path("expectations_dir"), "documents.json")
+    gate = best_of(repeats, lambda: quality.validate(batch, suite, s.critical_max_failing_share))
+    duplicates = best_of(repeats, lambda: ingest.split(batch)[2].count())   # no earlier batch, as in the run
+    batch.unpersist()
+    return {"parse_clean_one_core": {"rows": rows, "seconds": parse_seconds,
+                                     "rows_per_second": common.rate(rows, parse_seconds)},
+            "gate_alone_seconds": gate, "duplicates_alone_seconds": duplicates, "repeats": repeats}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rows", type=int, default=1_000_000)
     p.add_argument("--files", type=int, default=8)
     p.add_argument("--damaged", type=float, default=0.03, help="share of rows broken on purpose")
     p.add_argument("--warmup", type=int, default=10_000, help="rows of the warm-up date both sides read first")
+    p.add_argument("--profile-repeats", type=int, default=2)
     p.add_argument("--work", default=os.path.join(common.WORK, "ingest"))
     common.add_results_dir(p)
     args = p.parse_args()
@@ -108,6 +152,8 @@ def main() -> None:
         "spark_master": s.spark_master, "driver_memory": s.spark_driver_memory,
     }
     print("ingest", project, flush=True)
+    project["profile"] = parts_alone(spark, s, paths, args.profile_repeats)
+    print("profile", project["profile"], flush=True)
     arrow = arrow_alone(paths, warm_paths)
     print("arrow", arrow, flush=True)
     run.write("ingest", {

@@ -188,6 +188,16 @@ def ingest(docs: dict) -> list[str]:
     out += ["", *table(["step", "seconds", "share of the ingest"],
                        [[step.replace("_", " "), num(s, 2), pct(ing["share_by_step"].get(step))]
                         for step, s in steps])]
+    if "profile" in ing:
+        prof = ing["profile"]
+        parse = prof["parse_clean_one_core"]
+        out += ["", f"Each part alone on the same date, after the timed run (best of {prof['repeats']}):", "",
+                *table(["part", "seconds", "rows/s"], [
+                    ["parse + clean (documents.read_file), every file, one core", num(parse["seconds"], 2),
+                     per_s(parse["rows_per_second"])],
+                    ["the gate (Great Expectations) alone, on the cached batch", num(prof["gate_alone_seconds"], 2), "—"],
+                    ["the duplicates' search alone, on the cached batch", num(prof["duplicates_alone_seconds"], 2),
+                     "—"]])]
     return out
 
 
