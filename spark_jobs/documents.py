@@ -38,15 +38,16 @@ META = ("source_file", "source_line", "parse_error", "missing_columns", "raw_rec
 PARSED_SCHEMA = ", ".join(f"`{c}` string" for c in CANONICAL) + \
     ", source_file string, source_line long, parse_error string, missing_columns string, " \
     "raw_record string, decode_note string, unreadable string"
-# The parsed records in Arrow, as they leave the reader (large strings: Arrow's compute functions take
-# them, and a file's texts may pass 2 GiB), and cleaned, as Spark takes them (PARSED_SCHEMA + cleaning).
+# The parsed records in Arrow, as they leave the reader, and cleaned, as Spark takes them (PARSED_SCHEMA
+# and the cleaning's columns). Large strings (64-bit offsets): a batch's texts or raw records may pass
+# 2 GiB (50,000 records of 10,000 characters of four bytes each), and Spark takes them as they are.
 PARSED_ARROW = pa.schema([*((c, pa.large_string()) for c in CANONICAL), ("source_file", pa.large_string()),
                           ("source_line", pa.int64()), *((c, pa.large_string()) for c in META[2:])])
-CLEANED_ARROW = pa.schema([*((f.name, pa.string() if f.type == pa.large_string() else f.type) for f in PARSED_ARROW),
-                           ("text_truncated", pa.bool_()), ("text_hash", pa.string())])
+CLEANED_ARROW = pa.schema([*PARSED_ARROW, ("text_truncated", pa.bool_()), ("text_hash", pa.large_string())])
 csv.field_size_limit(2**31 - 1)  # a review may be long; the cleaner cuts it, the reader must not fail
 RAW_RECORD_MAX = 20_000  # chars of the original record kept in quarantine
-CHUNK = 50_000  # records per batch handed back to Spark
+CHUNK = 50_000  # records cleaned at a time
+SPARK_BATCH = 10_000  # records per Arrow batch handed to Spark (what its own Arrow conversion sends)
 
 
 @dataclass
@@ -173,7 +174,7 @@ def read_file(path: str, data: bytes, spec: dict, max_text_chars: int,
                 raw = pc.replace_with_mask(out.column("raw_record").combine_chunks(), pa.array(needed),
                                            raw_of(np.flatnonzero(needed)))
                 out = out.set_column(out.schema.get_field_index("raw_record"), "raw_record", raw)
-        yield from out.cast(CLEANED_ARROW).to_batches()
+        yield from out.cast(CLEANED_ARROW).to_batches(max_chunksize=SPARK_BATCH)
 
 
 def _parsed(path: str, data: bytes, spec: dict):
