@@ -239,7 +239,7 @@ def test_the_column_at_a_time_fingerprints_and_prefixes_give_what_the_per_value_
         assert D.text_fingerprints(part).to_pylist() == want
     ids = pd.Series(values, dtype=object)
     want = ids.where(ids.isna() | (ids.str.strip() == ""), "p-" + ids.str.strip())
-    assert D._prefixed(column, "p-").to_pylist() == [None if v is None else v for v in want]
+    assert D._prefixed(column, "p-").to_pylist() == list(want)
     assert D.text_fingerprint("STRASSE") == D.text_fingerprint("straße")
 
 
