@@ -35,15 +35,14 @@ import pyarrow.compute as pc
 
 CANONICAL = ("review_id", "text", "title", "rating_raw", "product_id", "department", "class")
 META = ("source_file", "source_line", "parse_error", "missing_columns", "raw_record", "decode_note", "unreadable")
-PARSED_SCHEMA = ", ".join(f"`{c}` string" for c in CANONICAL) + \
-    ", source_file string, source_line long, parse_error string, missing_columns string, " \
-    "raw_record string, decode_note string, unreadable string"
-# The parsed records in Arrow, as they leave the reader, and cleaned, as Spark takes them (PARSED_SCHEMA
-# and the cleaning's columns). Large strings (64-bit offsets): a batch's texts or raw records may pass
+# The parsed records in Arrow, as they leave the reader, and cleaned, as Spark takes them (the parsed
+# columns and the cleaning's). Large strings (64-bit offsets): a batch's texts or raw records may pass
 # 2 GiB (50,000 records of 10,000 characters of four bytes each), and Spark takes them as they are.
 PARSED_ARROW = pa.schema([*((c, pa.large_string()) for c in CANONICAL), ("source_file", pa.large_string()),
                           ("source_line", pa.int64()), *((c, pa.large_string()) for c in META[2:])])
 CLEANED_ARROW = pa.schema([*PARSED_ARROW, ("text_truncated", pa.bool_()), ("text_hash", pa.large_string())])
+_SPARK_TYPES = {pa.large_string(): "string", pa.int64(): "long", pa.bool_(): "boolean"}
+CLEANED_SCHEMA = ", ".join(f"`{f.name}` {_SPARK_TYPES[f.type]}" for f in CLEANED_ARROW)   # the same, as Spark DDL
 csv.field_size_limit(2**31 - 1)  # a review may be long; the cleaner cuts it, the reader must not fail
 RAW_RECORD_MAX = 20_000  # chars of the original record kept in quarantine
 CHUNK = 50_000  # records cleaned at a time
@@ -525,13 +524,10 @@ def text_fingerprints(texts: pa.Array) -> pa.Array:
                     pa.large_string())
 
 
-CLEANED_FIELDS = ("review_id", "text", "title", "product_id", "department", "class", "rating_raw")
-
-
 def clean_table(table: pa.Table, max_text_chars: int) -> pa.Table:
     """Cleaned text fields, texts cut to max_text_chars (flagged), and the text hash (PARSED_ARROW in,
     its columns and text_truncated, text_hash out)."""
-    for name in CLEANED_FIELDS:
+    for name in CANONICAL:
         table = table.set_column(table.schema.get_field_index(name), name,
                                  clean_array(table.column(name).combine_chunks()))
     text = table.column("text").combine_chunks()

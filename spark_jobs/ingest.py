@@ -41,7 +41,7 @@ QUARANTINE = ["review_id", "text", "title", "rating_raw", "product_id", "departm
 DUPLICATES = ["review_id", "duplicate_of", "duplicate_reason", "first_seen_on", "source_file", "source_line"]
 ROW_KEY = ("source_file", "source_line")  # where a record starts: one record per key in a batch
 
-CLEANED_SCHEMA = documents.PARSED_SCHEMA + ", text_truncated boolean, text_hash string"
+CLEANED_SCHEMA = documents.CLEANED_SCHEMA
 
 
 def landed_files(spark: SparkSession, folder: str) -> DataFrame:
